@@ -1,0 +1,149 @@
+"""The ``factorise`` command line.
+
+Sub-commands: ``demo`` (the lab exercise on embedded data), ``compare``
+(every method against the SVD optimum on a dense matrix file) and
+``complete`` (fill the missing cells of a CSV). Errors print one line and
+exit non-zero: 2 for bad input, 1 when a fit diverged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from factorise import __version__
+from factorise.cli import _commands
+from factorise.exceptions import DivergenceError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_INPUT = 2
+EXIT_DIVERGED = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (and exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _integer_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}")
+    return value
+
+
+def _add_sgd_options(parser: argparse.ArgumentParser, *, seed_default: int | None) -> None:
+    parser.add_argument("--epochs", type=_integer_at_least(0), default=1000, help="SGD epochs (default: 1000)")
+    parser.add_argument("--lr", type=_positive_float, default=0.01, help="SGD learning rate (default: 0.01)")
+    parser.add_argument(
+        "--seed",
+        type=_integer_at_least(0),
+        default=seed_default,
+        help=f"random seed (default: {'fresh entropy' if seed_default is None else seed_default})",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser of the ``factorise`` command."""
+    parser = _Parser(
+        prog="factorise",
+        description="Low-rank matrix factorisation and matrix completion.",
+    )
+    parser.add_argument("--version", action="version", version=f"factorise {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the lab exercise on its embedded 3x3 matrix",
+        description="Run the lab exercise: factorise the lab's 3x3 matrix at rank 2 by SGD, "
+        "compare with the truncated-SVD optimum, and complete it from 7 of its 9 cells.",
+    )
+    _add_sgd_options(demo, seed_default=0)
+    demo.add_argument("--restarts", type=_integer_at_least(1), default=10, help="random starts per fit (default: 10)")
+    demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.set_defaults(run=_commands.demo)
+
+    compare = sub.add_parser(
+        "compare",
+        help="fit a dense matrix with every method and compare with the SVD optimum",
+        description="Fit a dense matrix (CSV, TSV, whitespace text or .npy) at rank K with "
+        "each method and print loss, ratio to the Eckart-Young optimum and time.",
+    )
+    compare.add_argument("file", metavar="FILE", help="dense matrix: .csv, .tsv, .txt or .npy")
+    compare.add_argument("--rank", "-k", type=_integer_at_least(1), required=True, help="target rank K")
+    compare.add_argument(
+        "--methods",
+        default=",".join(_commands.METHODS),
+        help=f"comma-separated methods (default: {','.join(_commands.METHODS)})",
+    )
+    compare.add_argument(
+        "--out", metavar="PREFIX", help="write each method's factors to PREFIX_<method>_U.csv and _V.csv"
+    )
+    compare.add_argument("--json", action="store_true", help="print the results as JSON")
+    _add_sgd_options(compare, seed_default=None)
+    compare.set_defaults(run=_commands.compare)
+
+    complete = sub.add_parser(
+        "complete",
+        help="fill the missing cells of a matrix by masked SGD",
+        description="Complete a matrix whose empty or NaN cells are missing: fit a rank-K "
+        "factorisation to the observed cells and write the completed matrix.",
+    )
+    complete.add_argument("file", metavar="FILE", help="matrix with empty/NaN cells for missing values")
+    complete.add_argument("--rank", "-k", type=_integer_at_least(1), required=True, help="rank K of the completion")
+    complete.add_argument("--out", metavar="OUT.csv", required=True, help="where to write the completed matrix")
+    _add_sgd_options(complete, seed_default=None)
+    complete.set_defaults(run=_commands.complete)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``factorise`` command; return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="factorise: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.run(args)
+    except DivergenceError as exc:
+        print(f"factorise: error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"factorise: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("factorise: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
