@@ -1,0 +1,9 @@
+"""Rating models: biased matrix factorisation by SGD, ALS, SoftImpute.
+
+All share :class:`RatingModel`'s interface: ``fit``, ``predict``,
+``recommend``, ``save``/``load``, ``history_``.
+"""
+
+from factorise.models._base import FORMAT_VERSION, RatingModel, Recommendations, TrainData, load_model
+
+__all__ = ["FORMAT_VERSION", "RatingModel", "Recommendations", "TrainData", "load_model"]

@@ -1,0 +1,507 @@
+"""The interface every rating model shares: fit, predict, recommend, save, load.
+
+A rating model predicts ``mu + b_u + b_i + p_u . q_i`` (global mean, user and
+item biases, user and item factors), clipped to the rating range seen in
+training. Unknown users or items fall back to the global mean plus the biases
+that are known: an unknown user gets ``mu + b_i``, an unknown item
+``mu + b_u``, both unknown ``mu``.
+
+A subclass supplies three hooks -- :meth:`_check_params`,
+:meth:`_initialize` and :meth:`_step` -- and the base class runs the loop:
+per-step history (train RMSE, and validation RMSE when a validation set is
+given), early stopping on validation with the best state restored, a
+callback, divergence checks. Fitted state is plain arrays, so other engines
+(GPU, Spark) can produce the same models.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+
+from factorise import __version__
+from factorise._validation import check_non_negative_int, check_random_state
+from factorise.data import IdMap, Ratings
+from factorise.exceptions import DivergenceError
+from factorise.io import atomic_write
+from factorise.kernels import ratings as rk
+
+__all__ = ["RatingModel", "TrainData", "Recommendations", "load_model", "FORMAT_VERSION"]
+
+logger = logging.getLogger(__name__)
+
+#: Version of the model file format written by :meth:`RatingModel.save`.
+FORMAT_VERSION = 1
+_FORMAT_NAME = "factorise-model"
+
+#: Model classes by name, filled by :meth:`RatingModel.__init_subclass__`.
+_REGISTRY: dict[str, type[RatingModel]] = {}
+
+EpochCallback = Callable[[int, dict[str, float]], Any]
+
+
+class Recommendations(NamedTuple):
+    """Top items for one user, best first.
+
+    Attributes
+    ----------
+    items : numpy.ndarray
+        Raw item ids.
+    scores : numpy.ndarray
+        Predicted ratings (clipped to the training range).
+    """
+
+    items: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass
+class TrainData:
+    """Training ratings as the kernels see them (indices, float32 values).
+
+    Attributes
+    ----------
+    users, items : numpy.ndarray of int32
+    values : numpy.ndarray of float32
+    n_users, n_items : int
+    global_mean : float
+    """
+
+    users: np.ndarray
+    items: np.ndarray
+    values: np.ndarray
+    n_users: int
+    n_items: int
+    global_mean: float
+    _by_user: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    _by_item: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def by_user(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR view ``(indptr, items, values)``: user ``u``'s ratings at ``indptr[u]:indptr[u+1]``."""
+        if self._by_user is None:
+            self._by_user = _group(self.users, self.items, self.values, self.n_users)
+        return self._by_user
+
+    def by_item(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSC view ``(indptr, users, values)``: item ``i``'s ratings at ``indptr[i]:indptr[i+1]``."""
+        if self._by_item is None:
+            self._by_item = _group(self.items, self.users, self.values, self.n_items)
+        return self._by_item
+
+
+def _group(keys: np.ndarray, others: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    order = np.argsort(keys, kind="stable")
+    counts = np.bincount(keys, minlength=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return indptr, np.ascontiguousarray(others[order]), np.ascontiguousarray(values[order])
+
+
+def as_training_ratings(data: Any, name: str = "ratings") -> Ratings:
+    """Accept a :class:`Ratings` or anything :func:`factorise.data.as_ratings` reads."""
+    if isinstance(data, Ratings):
+        return data
+    from factorise.data import as_ratings  # the readers; imported late to keep layers apart
+
+    return as_ratings(data)
+
+
+class RatingModel:
+    """Base class of the rating models (see the module docstring).
+
+    Subclasses list their constructor parameters in ``_param_names`` and
+    implement ``_check_params``, ``_initialize`` and ``_step``.
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ()
+    #: Name of the parameter giving the number of steps (epochs or iterations).
+    _steps_param: ClassVar[str] = "n_epochs"
+
+    # fitted state (set by fit or load)
+    global_mean_: float
+    user_bias_: np.ndarray
+    item_bias_: np.ndarray
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+    user_ids_: IdMap
+    item_ids_: IdMap
+    rating_range_: tuple[float, float]
+    history_: list[dict[str, float]]
+    n_epochs_: int
+    _rated_indptr: np.ndarray
+    _rated_items: np.ndarray
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+
+    # ----------------------------------------------------------------- params
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, by name."""
+        return {name: getattr(self, name) for name in self._param_names}
+
+    def set_params(self, **params: Any) -> RatingModel:
+        """Set constructor parameters; return ``self``."""
+        for name, value in params.items():
+            if name not in self._param_names:
+                raise ValueError(
+                    f"unknown parameter {name!r} for {type(self).__name__}; "
+                    f"expected one of {list(self._param_names)}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def clone(self) -> RatingModel:
+        """A new, unfitted model with the same parameters."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------- subclasses
+    def _check_params(self, data: TrainData) -> None:
+        """Validate the constructor parameters against the data (raise on error)."""
+        raise NotImplementedError
+
+    def _initialize(self, data: TrainData, rng: np.random.Generator) -> None:
+        """Set the initial ``user_bias_``, ``item_bias_``, ``user_factors_``, ``item_factors_``."""
+        raise NotImplementedError
+
+    def _step(self, data: TrainData, step: int, rng: np.random.Generator) -> bool:
+        """Run one epoch or iteration; return True when converged (stop early)."""
+        raise NotImplementedError
+
+    def _extra_history(self) -> dict[str, float]:
+        """Model-specific figures to record beside the RMSEs (override)."""
+        return {}
+
+    # -------------------------------------------------------------------- fit
+    def fit(
+        self,
+        ratings: Any,
+        *,
+        validation: Any = None,
+        callback: EpochCallback | None = None,
+    ) -> RatingModel:
+        """Fit the model to ratings.
+
+        Parameters
+        ----------
+        ratings : Ratings, path, pandas.DataFrame, scipy.sparse matrix or ndarray
+            Training ratings (anything :func:`factorise.data.as_ratings` reads).
+        validation : same types as ``ratings``, optional
+            Held-out ratings: their RMSE is recorded in ``history_`` each step,
+            and training stops early when it has not improved for ``patience``
+            steps (the best state is restored).
+        callback : callable, optional
+            ``callback(step, record)`` after every step, with ``record`` the
+            new entry of ``history_``.
+
+        Returns
+        -------
+        self
+        """
+        train = as_training_ratings(ratings).compact()
+        data = TrainData(
+            users=np.ascontiguousarray(train.users, dtype=np.int32),
+            items=np.ascontiguousarray(train.items, dtype=np.int32),
+            values=np.ascontiguousarray(train.values, dtype=np.float32),
+            n_users=train.n_users,
+            n_items=train.n_items,
+            global_mean=float(np.mean(train.values, dtype=np.float64)),
+        )
+        self._check_params(data)
+        n_steps = check_non_negative_int(getattr(self, self._steps_param), self._steps_param)
+        patience = getattr(self, "patience", None)
+        if patience is not None:
+            patience = check_non_negative_int(patience, "patience")
+        rng = check_random_state(getattr(self, "random_state", None))
+
+        self.user_ids_, self.item_ids_ = train.user_ids, train.item_ids
+        self.global_mean_ = data.global_mean
+        self.rating_range_ = train.rating_range
+        valid = None
+        if validation is not None:
+            v = as_training_ratings(validation, "validation")
+            valid = (
+                self.user_ids_.index(v.raw_users),
+                self.item_ids_.index(v.raw_items),
+                np.ascontiguousarray(v.values, dtype=np.float32),
+            )
+        self._initialize(data, rng)
+        self.history_ = []
+        best_rmse, best_state, since_best = math.inf, None, 0
+        for step in range(1, n_steps + 1):
+            converged = self._step(data, step, rng)
+            record: dict[str, float] = {"epoch": step}
+            record["train_rmse"] = self._rmse(data.users, data.items, data.values)
+            if not math.isfinite(record["train_rmse"]):
+                raise DivergenceError(
+                    f"{type(self).__name__} diverged at step {step}: "
+                    "the factors became NaN or infinite; try a smaller learning_rate or a larger "
+                    "regularization"
+                )
+            if valid is not None:
+                record["valid_rmse"] = self._rmse(*valid)
+            record.update(self._extra_history())
+            self.history_.append(record)
+            logger.debug("%s %s", type(self).__name__, record)
+            if callback is not None:
+                callback(step, record)
+            if valid is not None and patience is not None:
+                if record["valid_rmse"] < best_rmse - 1e-7:
+                    best_rmse, best_state, since_best = record["valid_rmse"], self._state(), 0
+                else:
+                    since_best += 1
+                    if since_best > patience:
+                        logger.info("early stop at step %d; best validation RMSE %.5f", step, best_rmse)
+                        self._restore(best_state)  # type: ignore[arg-type]
+                        break
+            if converged:
+                break
+        self.n_epochs_ = len(self.history_)
+        indptr, rated, _ = data.by_user()
+        self._rated_indptr, self._rated_items = indptr, rated
+        return self
+
+    def _state(self) -> tuple[np.ndarray, ...]:
+        return tuple(
+            a.copy() for a in (self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_)
+        )
+
+    def _restore(self, state: tuple[np.ndarray, ...]) -> None:
+        self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_ = state
+
+    def _rmse(self, users: np.ndarray, items: np.ndarray, values: np.ndarray) -> float:
+        if values.shape[0] == 0:
+            return math.nan
+        low, high = self.rating_range_
+        sse = rk.sum_squared_error(
+            users,
+            items,
+            values,
+            self.global_mean_,
+            self.user_bias_,
+            self.item_bias_,
+            self.user_factors_,
+            self.item_factors_,
+            low,
+            high,
+        )
+        return math.sqrt(sse / values.shape[0])
+
+    # ---------------------------------------------------------------- predict
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "user_factors_"):
+            raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() or load() first")
+
+    def predict(self, users: Any, items: Any) -> np.ndarray:
+        """Predicted ratings for pairs of raw ids.
+
+        Parameters
+        ----------
+        users, items : array_like
+            Raw user and item ids, one pair per position.
+
+        Returns
+        -------
+        numpy.ndarray of float64
+            Predictions clipped to the training rating range; unknown users or
+            items fall back to the global mean plus the known biases.
+        """
+        self._check_fitted()
+        u = np.atleast_1d(self.user_ids_.index(users))
+        i = np.atleast_1d(self.item_ids_.index(items))
+        if u.shape != i.shape:
+            raise ValueError(f"`users` and `items` must have one length; got {u.shape[0]} and {i.shape[0]}")
+        return self._predict_indices(u, i)
+
+    def _predict_indices(self, u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        out = np.empty(u.shape[0], dtype=np.float64)
+        rk.predict_pairs(
+            u, i, self.global_mean_, self.user_bias_, self.item_bias_, self.user_factors_, self.item_factors_, out
+        )
+        return np.clip(out, *self.rating_range_)
+
+    def predict_ratings(self, ratings: Any) -> np.ndarray:
+        """Predictions for every (user, item) pair of ``ratings``, in order."""
+        r = as_training_ratings(ratings)
+        return self.predict(r.raw_users, r.raw_items)
+
+    def recommend(self, user: Any, n: int = 10, *, exclude_rated: bool = True) -> Recommendations:
+        """The ``n`` items with the highest predicted rating for ``user``.
+
+        Parameters
+        ----------
+        user : int or str
+            Raw user id. An unknown user gets the items with the highest
+            ``mu + b_i`` (no personalisation).
+        n : int, default 10
+            Number of items.
+        exclude_rated : bool, default True
+            Leave out items the user rated in training.
+
+        Returns
+        -------
+        Recommendations
+            ``(items, scores)``, best first; fewer than ``n`` if the catalogue
+            runs out.
+        """
+        self._check_fitted()
+        n = check_non_negative_int(n, "n")
+        u = int(self.user_ids_.index([user])[0])
+        scores = self.global_mean_ + self.item_bias_.astype(np.float64)
+        if u >= 0:
+            scores = scores + self.user_bias_[u] + self.item_factors_ @ self.user_factors_[u].astype(np.float64)
+            if exclude_rated:
+                rated = self._rated_items[self._rated_indptr[u] : self._rated_indptr[u + 1]]
+                scores[rated] = -np.inf
+        else:
+            logger.info("user %r unknown: recommending by item bias", user)
+        available = int(np.isfinite(scores).sum())
+        n = min(n, available)
+        top = np.argpartition(-scores, n - 1)[:n] if n > 0 else np.empty(0, dtype=np.int64)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return Recommendations(self.item_ids_.raw(top), np.clip(scores[top], *self.rating_range_))
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Save the fitted model to ``path`` (``.npz`` with JSON metadata; no pickle).
+
+        The file is written to a temporary name and renamed, so a failure never
+        leaves a partial file.
+        """
+        self._check_fitted()
+        metadata = {
+            "format": _FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "model": type(self).__name__,
+            "params": _jsonable(self.get_params()),
+            "global_mean": self.global_mean_,
+            "rating_range": list(self.rating_range_),
+            "history": self.history_,
+            "n_epochs": self.n_epochs_,
+            "factorise_version": __version__,
+        }
+        arrays = {
+            "metadata": np.frombuffer(json.dumps(metadata).encode("utf-8"), dtype=np.uint8),
+            "user_ids": self.user_ids_.ids,
+            "item_ids": self.item_ids_.ids,
+            "user_bias": self.user_bias_,
+            "item_bias": self.item_bias_,
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "rated_indptr": self._rated_indptr,
+            "rated_items": self._rated_items,
+        }
+        with atomic_write(path, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RatingModel:
+        """Load a model saved by :meth:`save` (see :func:`load_model`)."""
+        model = load_model(path)
+        if cls is not RatingModel and not isinstance(model, cls):
+            raise ValueError(f"{path}: holds a {type(model).__name__}, not a {cls.__name__}")
+        return model
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, np.random.Generator):
+            value = None  # a generator cannot be saved; the fit is done
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+_ARRAYS = (
+    "metadata",
+    "user_ids",
+    "item_ids",
+    "user_bias",
+    "item_bias",
+    "user_factors",
+    "item_factors",
+    "rated_indptr",
+    "rated_items",
+)
+
+
+def load_model(path: str | Path) -> RatingModel:
+    """Load any model saved by :meth:`RatingModel.save`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a factorise model, is corrupt or truncated, or was
+        written by a newer version of factorise.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [name for name in _ARRAYS if name not in npz.files]
+            if missing:
+                raise ValueError(f"{path}: not a factorise model file (missing {', '.join(missing)})")
+            arrays = {name: npz[name] for name in _ARRAYS}
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise ValueError(f"{path}: not a factorise model file, or it is corrupt or truncated ({exc})") from None
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path}: corrupt model file ({exc})") from None
+    try:
+        metadata = json.loads(arrays["metadata"].tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: corrupt model metadata ({exc})") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != _FORMAT_NAME:
+        raise ValueError(f"{path}: not a factorise model file")
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: written in model format version {version}, newer than this factorise "
+            f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade factorise to load it"
+        )
+    cls = _REGISTRY.get(metadata.get("model", ""))
+    if cls is None:
+        raise ValueError(f"{path}: unknown model type {metadata.get('model')!r}")
+    model = cls(**metadata["params"])
+    n_users, n_items = arrays["user_ids"].shape[0], arrays["item_ids"].shape[0]
+    k = arrays["user_factors"].shape[1] if arrays["user_factors"].ndim == 2 else -1
+    consistent = (
+        arrays["user_bias"].shape == (n_users,)
+        and arrays["item_bias"].shape == (n_items,)
+        and arrays["user_factors"].shape == (n_users, k)
+        and arrays["item_factors"].shape == (n_items, k)
+        and arrays["rated_indptr"].shape == (n_users + 1,)
+    )
+    if not consistent:
+        raise ValueError(f"{path}: corrupt model file (array shapes do not agree)")
+    model.user_ids_ = IdMap(arrays["user_ids"])
+    model.item_ids_ = IdMap(arrays["item_ids"])
+    model.user_bias_ = arrays["user_bias"]
+    model.item_bias_ = arrays["item_bias"]
+    model.user_factors_ = arrays["user_factors"]
+    model.item_factors_ = arrays["item_factors"]
+    model._rated_indptr = arrays["rated_indptr"]
+    model._rated_items = arrays["rated_items"]
+    model.global_mean_ = float(metadata["global_mean"])
+    model.rating_range_ = (float(metadata["rating_range"][0]), float(metadata["rating_range"][1]))
+    model.history_ = metadata["history"]
+    model.n_epochs_ = int(metadata["n_epochs"])
+    return model
