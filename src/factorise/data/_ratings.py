@@ -32,12 +32,37 @@ def _as_id_array(raw: Any) -> np.ndarray:
     if array.dtype.kind == "U":
         return array
     if array.dtype.kind == "f":
-        as_int = array.astype(np.int64)
-        if np.array_equal(as_int, array):
-            return as_int
-        raise TypeError("ids must be integers or strings; got non-integral floating values")
-    # object or bytes: strings
+        finite = np.isfinite(array)
+        integral = finite & (np.abs(array) < 2.0**63)
+        integral[integral] = array[integral] == np.round(array[integral])
+        if not integral.all():
+            bad = array[~integral].reshape(-1)[0]
+            raise TypeError(f"ids must be integers or strings; got the floating value {float(bad)!r}")
+        return array.astype(np.int64)
+    if array.dtype.kind == "O":
+        flat = array.reshape(-1)
+        missing = [j for j, v in enumerate(flat) if v is None or (isinstance(v, float) and v != v)]
+        if missing:
+            raise ValueError(f"ids must not be missing; id #{missing[0] + 1} is {flat[missing[0]]!r}")
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in flat):
+            return array.astype(np.int64)
+    # bytes, or objects other than integers: strings
     return array.astype(str)
+
+
+def _as_timestamps(raw: Any, where: str) -> np.ndarray:
+    """Timestamps as int64; integral numbers only."""
+    array = np.asarray(raw)
+    if array.dtype.kind in "iub":
+        return array.astype(np.int64)
+    if array.dtype.kind == "f":
+        ok = np.isfinite(array) & (np.abs(array) < 2.0**63)
+        ok[ok] = array[ok] == np.round(array[ok])
+        if ok.all():
+            return array.astype(np.int64)
+        first = int(np.flatnonzero(~ok)[0])
+        raise ValueError(f"{where}timestamps must be integers; timestamp #{first + 1} is {float(array[first])!r}")
+    raise TypeError(f"{where}timestamps must be integers; got dtype {array.dtype}")
 
 
 class IdMap:
@@ -106,11 +131,12 @@ class IdMap:
         elif not self.is_string and query.dtype.kind == "U":
             parsed = np.full(query.shape, -1, dtype=np.int64)
             ok = np.zeros(query.shape, dtype=bool)
-            for j, text in enumerate(query):
+            flat_parsed, flat_ok = parsed.reshape(-1), ok.reshape(-1)
+            for j, text in enumerate(query.reshape(-1)):
                 try:
-                    parsed[j] = int(text)
-                    ok[j] = True
-                except ValueError:
+                    flat_parsed[j] = int(text)
+                    flat_ok[j] = True
+                except (ValueError, OverflowError):
                     pass
             index = self.index(parsed)
             index[~ok] = -1
@@ -123,8 +149,24 @@ class IdMap:
         return np.where(found, pos_clipped, -1).astype(np.int64)
 
     def raw(self, index: Any) -> np.ndarray:
-        """Raw ids at the given indices."""
-        return self.ids[np.asarray(index)]
+        """Raw ids at the given indices.
+
+        Raises
+        ------
+        IndexError
+            If an index is outside ``[0, len(self))`` -- in particular the
+            ``-1`` that :meth:`index` gives for an unknown id.
+        """
+        index = np.asarray(index)
+        if index.dtype.kind not in "iu":
+            if index.size == 0:
+                index = index.astype(np.int64)
+            else:
+                raise IndexError(f"indices must be integers; got dtype {index.dtype}")
+        if index.size and (int(index.min()) < 0 or int(index.max()) >= len(self)):
+            bad = index[(index < 0) | (index >= len(self))].reshape(-1)[0]
+            raise IndexError(f"index {int(bad)} is outside [0, {len(self)}) (-1 marks an unknown id)")
+        return self.ids[index]
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, IdMap) and np.array_equal(self.ids, other.ids)
@@ -202,12 +244,15 @@ class Ratings:
         """
         where = f"{source}: " if source else ""
         values = np.asarray(values)
-        n = values.shape[0] if values.ndim == 1 else -1
-        lengths = {len(np.atleast_1d(np.asarray(users))), len(np.atleast_1d(np.asarray(items))), n}
+        arrays = [np.asarray(users), np.asarray(items), values]
         if timestamps is not None:
-            lengths.add(len(np.asarray(timestamps)))
-        if len(lengths) != 1:
-            raise ValueError(f"{where}users, items, values (and timestamps) must be 1-D and of one length")
+            arrays.append(np.asarray(timestamps))
+        if any(a.ndim != 1 for a in arrays) or len({a.shape[0] for a in arrays}) != 1:
+            shapes = ", ".join(str(a.shape) for a in arrays)
+            raise ValueError(
+                f"{where}users, items, values (and timestamps) must be 1-D and of one length; got shapes {shapes}"
+            )
+        n = values.shape[0]
         if n == 0:
             raise ValueError(f"{where}no ratings")
         if values.dtype.kind not in "biuf":
@@ -221,7 +266,7 @@ class Ratings:
             )
         user_map, user_index = IdMap.from_raw(users)
         item_map, item_index = IdMap.from_raw(items)
-        ts = None if timestamps is None else np.asarray(timestamps).astype(np.int64)
+        ts = None if timestamps is None else _as_timestamps(timestamps, where)
         ratings = cls(user_index, item_index, values, user_map, item_map, ts, source)
         return ratings.deduplicated()
 
@@ -302,6 +347,8 @@ class Ratings:
     @property
     def rating_range(self) -> tuple[float, float]:
         """The smallest and largest rating."""
+        if len(self) == 0:
+            raise ValueError("no ratings, so no rating range")
         return float(self.values.min()), float(self.values.max())
 
     def __repr__(self) -> str:
@@ -311,6 +358,8 @@ class Ratings:
 
 def concatenate(parts: Sequence[Ratings]) -> Ratings:
     """Join ratings that share id maps (for example the folds of a split)."""
+    if len(parts) == 0:
+        raise ValueError("`parts` must hold at least one Ratings; got none")
     first = parts[0]
     for p in parts[1:]:
         if p.user_ids is not first.user_ids or p.item_ids is not first.item_ids:

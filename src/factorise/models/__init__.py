@@ -5,5 +5,6 @@ All share :class:`RatingModel`'s interface: ``fit``, ``predict``,
 """
 
 from factorise.models._base import FORMAT_VERSION, RatingModel, Recommendations, TrainData, load_model
+from factorise.models.baseline import Baseline
 
-__all__ = ["FORMAT_VERSION", "RatingModel", "Recommendations", "TrainData", "load_model"]
+__all__ = ["Baseline", "FORMAT_VERSION", "RatingModel", "Recommendations", "TrainData", "load_model"]
