@@ -654,3 +654,26 @@ def test_movielens_100k_folds_baseline() -> None:
             mask = (test.users == user) & (test.values >= 4) & np.isin(test.items, train.items)
             expected_random.append(mask.sum() / (n_items - n_rated))
         assert row["precision@10"] > 2 * np.mean(expected_random)
+
+
+def test_monitor_test_only_watches() -> None:
+    """Recording the test RMSE per epoch changes no result, and the curve ends at the reported RMSE."""
+    r = planted_bias(seed=3)
+    plain = cross_validate(Baseline(n_epochs=8, patience=2), r, cv=3, random_state=0, metrics=("rmse",))
+    seen: list[tuple[int, int]] = []
+    watched = cross_validate(
+        Baseline(n_epochs=8, patience=2),
+        r,
+        cv=3,
+        random_state=0,
+        metrics=("rmse",),
+        monitor_test=True,
+        fit_callback=lambda fold, step, record: seen.append((fold, step)),
+    )
+    assert [row["rmse"] for row in watched.folds] == [row["rmse"] for row in plain.folds]
+    assert len(watched.histories) == 3
+    for row, history in zip(watched.folds, watched.histories):
+        assert len(history) == 8  # no early stopping on the test part
+        assert history[-1]["valid_rmse"] == pytest.approx(row["rmse"], rel=1e-9)
+    assert seen == [(f, s) for f in (1, 2, 3) for s in range(1, 9)]
+    assert all("valid_rmse" not in h for hist in plain.histories for h in hist)

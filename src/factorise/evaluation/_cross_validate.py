@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import math
 import numbers
@@ -93,6 +95,9 @@ class CVResult:
         Relevance threshold of the ranking metrics.
     candidates : str
         Candidate protocol of the ranking metrics (``"unrated"`` or ``"test"``).
+    histories : tuple of list of dict
+        Each fold's fitted ``history_`` (with ``valid_rmse`` the test RMSE when
+        ``monitor_test`` was set).
     """
 
     model: str
@@ -101,6 +106,7 @@ class CVResult:
     folds: tuple[dict[str, Any], ...]
     threshold: float
     candidates: str
+    histories: tuple[list[dict[str, float]], ...] = ()
 
     @property
     def n_folds(self) -> int:
@@ -198,6 +204,8 @@ def cross_validate(
     candidates: str = "unrated",
     random_state: Any = None,
     callback: FoldCallback | None = None,
+    monitor_test: bool = False,
+    fit_callback: Callable[[int, int, dict[str, float]], Any] | None = None,
 ) -> CVResult:
     """Cross-validate a rating model: clone, fit on each training part, score its test part.
 
@@ -230,6 +238,13 @@ def cross_validate(
     callback : callable, optional
         ``callback(fold, row)`` after every fold, with ``fold`` 1-based and
         ``row`` that fold's results (see :class:`CVResult`).
+    monitor_test : bool, default False
+        Record each fold's test RMSE after every epoch in its history (for
+        learning curves). It only watches: early stopping is switched off for
+        the monitored fit (``patience=None``), so the test part never steers
+        training.
+    fit_callback : callable, optional
+        ``fit_callback(fold, step, record)`` after every step of every fit.
 
     Returns
     -------
@@ -261,14 +276,23 @@ def cross_validate(
     folds = _resolve_folds(data, cv, random_state)
 
     rows: list[dict[str, Any]] = []
+    histories: list[list[dict[str, float]]] = []
     for f, (train, test) in enumerate(folds, start=1):
         if len(train) == 0 or len(test) == 0:
             raise ValueError(
                 f"fold {f}: train and test must not be empty; got {len(train)} and {len(test)} ratings"
             )
         fitted = model.clone()
+        watch = None
+        if monitor_test:
+            watch = test
+            if "patience" in fitted.get_params():
+                fitted.set_params(patience=None)
+        step_callback = None
+        if fit_callback is not None:
+            step_callback = functools.partial(fit_callback, f)
         start = time.perf_counter()
-        fitted.fit(train)
+        fitted.fit(train, validation=watch, callback=step_callback)
         fit_time = time.perf_counter() - start
         start = time.perf_counter()
         row: dict[str, Any] = {"fold": f, "n_train": len(train), "n_test": len(test)}
@@ -304,6 +328,7 @@ def cross_validate(
             ", ".join(f"{name}={row[name]:.4f}" for name in names),
         )
         rows.append(row)
+        histories.append(list(fitted.history_))
         if callback is not None:
             callback(f, dict(row))
     return CVResult(
@@ -313,4 +338,5 @@ def cross_validate(
         folds=tuple(rows),
         threshold=threshold,
         candidates=candidates,
+        histories=tuple(histories),
     )

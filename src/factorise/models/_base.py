@@ -367,11 +367,18 @@ class RatingModel:
                 scores[rated] = -np.inf
         else:
             logger.info("user %r unknown: recommending by item bias", user)
-        available = int(np.isfinite(scores).sum())
-        n = min(n, available)
-        top = np.argpartition(-scores, n - 1)[:n] if n > 0 else np.empty(0, dtype=np.int64)
-        top = top[np.argsort(-scores[top], kind="stable")]
+        n = min(n, int(np.isfinite(scores).sum()))
+        # a stable sort: ties go to the smaller raw item id, so results are reproducible
+        top = np.argsort(-scores, kind="stable")[:n]
         return Recommendations(self.item_ids_.raw(top), np.clip(scores[top], *self.rating_range_))
+
+    def rated_items(self, user: Any) -> np.ndarray:
+        """Raw ids of the items ``user`` rated in training (empty for an unknown user)."""
+        self._check_fitted()
+        u = int(self.user_ids_.index([user])[0])
+        if u < 0:
+            return self.item_ids_.ids[:0]
+        return self.item_ids_.raw(np.sort(self._rated_items[self._rated_indptr[u] : self._rated_indptr[u + 1]]))
 
     # ------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> None:
