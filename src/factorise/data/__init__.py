@@ -1,6 +1,6 @@
 """Rating data: the :class:`Ratings` container, raw-id maps, readers."""
 
 from factorise.data._ratings import DuplicateRatingsWarning, IdMap, Ratings, concatenate
-from factorise.data._reader import as_ratings, read_ratings
+from factorise.data._reader import as_ratings, read_pairs, read_ratings
 
-__all__ = ["DuplicateRatingsWarning", "IdMap", "Ratings", "as_ratings", "concatenate", "read_ratings"]
+__all__ = ["DuplicateRatingsWarning", "IdMap", "Ratings", "as_ratings", "concatenate", "read_pairs", "read_ratings"]

@@ -28,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 
 from factorise.data._ratings import IdMap, Ratings
 
-__all__ = ["read_ratings", "as_ratings"]
+__all__ = ["as_ratings", "read_pairs", "read_ratings"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ DEFAULT_CHUNK_SIZE = 1 << 24
 
 _ROLES = ("user", "item", "rating", "timestamp")
 _REQUIRED = ("user", "item", "rating")
+_T_co = TypeVar("_T_co", covariant=True)
+_R = TypeVar("_R")
 
 #: Column names (lower case, letters and digits only) recognised for each role.
 _NAMES: dict[str, frozenset[str]] = {
@@ -186,13 +188,94 @@ def read_ratings(
     Line numbers count physical lines; a quoted field spanning several lines
     makes later line numbers approximate.
     """
+    return _read_file(path, sep, header, columns, format, chunk_size, _RATINGS)
+
+
+def read_pairs(
+    path: str | os.PathLike[str],
+    *,
+    sep: str | None = None,
+    header: bool | None = None,
+    columns: Mapping[str, str | int] | Sequence[str | int] | None = None,
+    format: str | None = None,  # noqa: A002 - the natural name for the option
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``(user, item)`` pairs -- the ids to predict for -- from a file.
+
+    Accepts every file :func:`read_ratings` reads, detected the same way,
+    and also files with only two columns, user id and item id, with or
+    without a header line (``user,item``, ``userId\\tmovieId``, ...). Rating,
+    timestamp and other columns are ignored: a missing or non-numeric rating
+    is not an error. Every line gives one pair, in file order; duplicate
+    pairs are kept.
+
+    Ids that are all integers are int64 (so ``"007"`` and ``"7"`` are the
+    same id); otherwise every id of that column is a string, as in
+    :func:`read_ratings`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    sep : str, optional
+        Field separator of a text file, as in :func:`read_ratings`. Detected
+        when not given.
+    header : bool, optional
+        Whether the first line of a text file names the columns. Detected
+        when not given.
+    columns : mapping or sequence, optional
+        Where the ids are: a mapping from ``"user"`` and ``"item"`` to a
+        column name or 0-based position, or a sequence of 2 to 4
+        names/positions in the order user, item, rating, timestamp. A
+        ``"rating"`` or ``"timestamp"`` entry is accepted (so the options of
+        :func:`read_ratings` can be reused); its column must exist but is
+        not read. Detected when not given: columns named as user and item
+        in a header, else the first two.
+    format : {"csv", "parquet"}, optional
+        As in :func:`read_ratings`; detected when not given.
+    chunk_size : int, optional
+        As in :func:`read_ratings`: bytes of text parsed per block.
+
+    Returns
+    -------
+    users, items : numpy.ndarray
+        Raw ids, one per line, in file order: int64, or unicode strings.
+
+    Raises
+    ------
+    TypeError
+        If an option has the wrong type.
+    ValueError
+        If the file is missing, empty, of an unknown format, has fewer than
+        two columns, lacks a requested column, has a header that names other
+        columns (rating, timestamp) but no user or item column, or has a
+        line with the wrong number of fields or a missing id. The message
+        names the file and, for a bad line, its 1-based number.
+
+    See Also
+    --------
+    read_ratings : Read ``user, item, rating[, timestamp]`` records.
+    """
+    return _read_file(path, sep, header, columns, format, chunk_size, _PAIRS)
+
+
+def _read_file(
+    path: str | os.PathLike[str],
+    sep: str | None,
+    header: bool | None,
+    columns: Mapping[str, str | int] | Sequence[str | int] | None,
+    format: str | None,  # noqa: A002 - as in the public functions
+    chunk_size: int,
+    target: _Target[_R],
+) -> _R:
+    """Check the options of :func:`read_ratings` / :func:`read_pairs` and read ``target`` from the file."""
     source = str(path)
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"`path` must be a str or os.PathLike; got {path!r} of type {type(path).__name__}")
     sep = _check_sep(sep)
     if header is not None and not isinstance(header, (bool, np.bool_)):
         raise TypeError(f"`header` must be True, False or None; got {header!r} of type {type(header).__name__}")
-    request = _check_columns(columns)
+    request = _check_columns(columns, target)
     if format is not None and format not in ("csv", "parquet"):
         raise ValueError(f"`format` must be 'csv', 'parquet' or None; got {format!r}")
     if not isinstance(chunk_size, numbers.Integral) or isinstance(chunk_size, (bool, np.bool_)):
@@ -214,8 +297,8 @@ def read_ratings(
     if format == "parquet":
         if sep is not None or header is not None:
             raise ValueError(f"{source}: `sep` and `header` apply to text files, not Parquet")
-        return _read_parquet(file, source, request, chunk_size)
-    return _read_text(file, source, sep, header, request, chunk_size)
+        return _read_parquet(file, source, request, chunk_size, target)
+    return _read_text(file, source, sep, header, request, chunk_size, target)
 
 
 def as_ratings(data: Any, **kwargs: Any) -> Ratings:
@@ -311,21 +394,18 @@ def _check_sep(sep: object) -> str | None:
     return sep
 
 
-def _check_columns(columns: object) -> dict[str, str | int] | None:
-    rule = (
-        "`columns` must map 'user', 'item', 'rating' (and optionally 'timestamp') to column names or "
-        "0-based positions, or list 3 or 4 of them in that order"
-    )
+def _check_columns(columns: object, target: _Target[Any]) -> dict[str, str | int] | None:
+    rule = target.columns_rule
     if columns is None:
         return None
     if isinstance(columns, Mapping):
         request = dict(columns)
         unknown = sorted(str(k) for k in request if k not in _ROLES)
-        missing = [r for r in _REQUIRED if r not in request]
+        missing = [r for r in target.required if r not in request]
         if unknown or missing:
             raise ValueError(f"{rule}; got {columns!r}")
     elif isinstance(columns, Sequence) and not isinstance(columns, (str, bytes)):
-        if len(columns) not in (3, 4):
+        if not len(target.required) <= len(columns) <= len(_ROLES):
             raise ValueError(f"{rule}; got {len(columns)} entries: {columns!r}")
         request = dict(zip(_ROLES, columns, strict=False))
     else:
@@ -365,15 +445,17 @@ def _resolve_columns(
     request: dict[str, str | int] | None,
     source: str,
     integer_column: Callable[[int], bool],
+    target: _Target[Any],
 ) -> tuple[dict[str, int], bool]:
-    """Positions of user, item, rating (and timestamp); and whether the timestamp was asked for.
+    """Positions of the roles ``target`` reads; and whether the timestamp was asked for.
 
+    For ratings: user, item, rating (and timestamp); for pairs: user and item.
     ``integer_column(j)`` says whether column ``j`` looks like integers (for
     taking an unnamed fourth column as the timestamp).
     """
-    if n_columns < 3:
+    if n_columns < len(target.required):
         raise ValueError(
-            f"{source}: found {n_columns} column(s); need at least 3 (user, item, rating)"
+            f"{source}: found {n_columns} column(s); need at least {target.need}"
             + (f"; columns are {list(names)}" if names else "")
         )
     if request is not None:
@@ -400,7 +482,7 @@ def _resolve_columns(
                         f"(positions 0 to {n_columns - 1})"
                     )
                 found[role] = int(where)
-        return found, "timestamp" in found
+        return target.keep(found), "timestamp" in target.keep(found)
     if names is not None:
         normal = [_normal_name(n) for n in names]
         found = {}
@@ -408,19 +490,30 @@ def _resolve_columns(
             hits = [j for j, n in enumerate(normal) if n in _NAMES[role] and j not in found.values()]
             if hits:
                 found[role] = hits[0]
-        named = [r for r in _REQUIRED if r in found]
-        if len(named) == 3:
-            return found, False
+        named = [r for r in target.required if r in found]
+        example = ", ".join(f"'{r}': ..." for r in target.required)
+        if len(named) == len(target.required):
+            return target.keep(found), False
         if named:
-            missing = [r for r in _REQUIRED if r not in found]
+            missing = [r for r in target.required if r not in found]
             raise ValueError(
                 f"{source}: cannot tell which column holds the {' and '.join(missing)} "
-                f"(columns are {list(names)}); pass `columns`, e.g. columns={{'user': ..., 'item': ..., "
-                "'rating': ...}"
+                f"(columns are {list(names)}); pass `columns`, e.g. columns={{{example}}}"
             )
-    found = {"user": 0, "item": 1, "rating": 2}
-    if n_columns >= 4 and integer_column(3):
-        found["timestamp"] = 3
+        ignored = [role for role in found if role not in target.roles]
+        if ignored:
+            # A header naming only columns this reader skips (pairs: rating, timestamp) is understood,
+            # and holds no ids: the first two columns are not the user and item.
+            raise ValueError(
+                f"{source}: no {'/'.join(target.required)} columns: the header {list(names)} names "
+                f"{' and '.join(ignored)} but no {' or '.join(target.required)} column; pass `columns`, "
+                f"e.g. columns={{{example}}}"
+            )
+    found = {"user": 0, "item": 1}
+    if "rating" in target.roles:
+        found["rating"] = 2
+        if n_columns >= 4 and integer_column(3):
+            found["timestamp"] = 3
     return found, False
 
 
@@ -563,18 +656,25 @@ def _read_sample(file: Path, source: str) -> tuple[int, list[str]]:
     return lead, body
 
 
-def _choose_sep(lines: list[str], sep: str | None, file: Path, source: str) -> tuple[str, int]:
-    """The separator and the number of fields per line."""
+def _choose_sep(
+    lines: list[str], sep: str | None, file: Path, source: str, target: _Target[Any]
+) -> tuple[str, int]:
+    """The separator and the number of fields per line.
+
+    Separators giving 3 or more fields are preferred even when ``target``
+    needs only 2, so a ratings file is split alike by every reader.
+    """
+    need = len(target.required)
     if sep is not None:
         if sep == " ":
             if any("" in line.split(" ") for line in lines):
                 sep = "whitespace"
         counts = Counter(len(_split(line, sep)) for line in lines)
         n_fields = counts.most_common(1)[0][0]
-        if n_fields < 3:
+        if n_fields < need:
             raise ValueError(
                 f"{source}: found {n_fields} field(s) per line separated by "
-                f"{'whitespace' if sep == 'whitespace' else repr(sep)}; need at least 3 (user, item, rating)"
+                f"{'whitespace' if sep == 'whitespace' else repr(sep)}; need at least {target.need}"
             )
         return sep, n_fields
     order = list(_CANDIDATES)
@@ -583,7 +683,7 @@ def _choose_sep(lines: list[str], sep: str | None, file: Path, source: str) -> t
     if preferred is not None:
         order.remove(preferred)
         order.insert(0, preferred)
-    best: tuple[float, int, int, str, int] | None = None
+    scored: list[tuple[tuple[float, int, int], str, int]] = []  # (score, separator, fields per line)
     widest = 1
     for rank, candidate in enumerate(order):
         if candidate == "::" and not all("::" in line for line in lines):
@@ -593,24 +693,29 @@ def _choose_sep(lines: list[str], sep: str | None, file: Path, source: str) -> t
             continue
         counts = Counter(len(fields) for fields in split)
         n_fields, agree = counts.most_common(1)[0]
+        body = [f for f in split[1:] if len(f) == n_fields] or [f for f in split if len(f) == n_fields]
+        if any(all(f[j] in _CANDIDATES for f in body) for j in range(n_fields)):
+            continue  # a column of separators: spaces around the real one ('1 , 10' is not '1', ',', '10')
         widest = max(widest, n_fields)
-        if n_fields < 3:
+        if n_fields < need:
             continue
         # Among separators that split the lines alike, prefer the one giving more numeric columns
         # (ratings, integer ids): '  1\t 10   3.5' is three numbers, not '1', '10   3.5'.
-        body = [f for f in split[1:] if len(f) == n_fields] or [f for f in split if len(f) == n_fields]
         numeric = sum(all(_is_number(f[j].strip()) for f in body) for j in range(n_fields))
-        score = (agree / len(lines), numeric, -rank, candidate, n_fields)
-        if best is None or score[:3] > best[:3]:
-            best = score
-    if best is None:
-        if widest == 2:
-            raise ValueError(f"{source}: found 2 fields per line; need at least 3 (user, item, rating)")
+        scored.append(((agree / len(lines), numeric, -rank), candidate, n_fields))
+    for least in sorted({3, need}, reverse=True):
+        fits = [entry for entry in scored if entry[2] >= least]
+        if fits:
+            _, chosen, n_fields = max(fits)
+            return chosen, n_fields
+    if 1 < widest < need or (widest < need <= 2):
         raise ValueError(
-            f"{source}: unknown format: cannot find a separator giving 3 or more fields per line "
-            "(tried tab, ',', ';', '|', '::' and whitespace); pass `sep`, or `format='parquet'`"
+            f"{source}: found {widest} field{'s' if widest > 1 else ''} per line; need at least {target.need}"
         )
-    return best[3], best[4]
+    raise ValueError(
+        f"{source}: unknown format: cannot find a separator giving {need} or more fields per line "
+        "(tried tab, ',', ';', '|', '::' and whitespace); pass `sep`, or `format='parquet'`"
+    )
 
 
 def _sniff(
@@ -619,9 +724,10 @@ def _sniff(
     sep: str | None,
     header: bool | None,
     request: dict[str, str | int] | None,
+    target: _Target[Any],
 ) -> _Layout:
     lead, lines = _read_sample(file, source)
-    sep, n_fields = _choose_sep(lines, sep, file, source)
+    sep, n_fields = _choose_sep(lines, sep, file, source, target)
     rows = [_split(line, sep) for line in lines]
     if sep != "whitespace":
         padded = any(f != f.strip(" \t") for fields in rows for f in fields)
@@ -644,7 +750,7 @@ def _sniff(
         values = [r[j] for r in data if r[j] != ""]
         return bool(values) and all(_is_int(v) for v in values)
 
-    columns, asked = _resolve_columns(names, n_fields, request, source, integer_column)
+    columns, asked = _resolve_columns(names, n_fields, request, source, integer_column, target)
     stamps = columns.get("timestamp")
     if stamps is not None and not asked and not any(_is_int(r[stamps]) for r in data):
         # a column named like a time but holding none (dates, say): not read, not an error
@@ -778,18 +884,21 @@ def _read_text(
     header: bool | None,
     request: dict[str, str | int] | None,
     chunk_size: int,
-) -> Ratings:
-    layout = _sniff(file, source, sep, header, request)
+    target: _Target[_R],
+) -> _R:
+    layout = _sniff(file, source, sep, header, request, target)
     for _ in range(3):  # an id column may turn out to hold strings: read again
         try:
-            return _read_text_pass(file, source, layout, chunk_size, strings=False)
+            return _read_text_pass(file, source, layout, chunk_size, target, strings=False)
         except _RetryAsStrings as retry:
             logger.debug("%s: %s ids are not all integers; reading them as strings", source, retry.role)
             layout.id_kinds[retry.role] = "str"
-    return _read_text_pass(file, source, layout, chunk_size, strings=False)  # pragma: no cover
+    return _read_text_pass(file, source, layout, chunk_size, target, strings=False)  # pragma: no cover
 
 
-def _read_text_pass(file: Path, source: str, layout: _Layout, chunk_size: int, *, strings: bool) -> Ratings:
+def _read_text_pass(
+    file: Path, source: str, layout: _Layout, chunk_size: int, target: _Target[_R], *, strings: bool
+) -> _R:
     """One pass over the file. ``strings=True`` reads every field as text (to locate a conversion error)."""
     from pyarrow import csv as pa_csv
 
@@ -831,7 +940,7 @@ def _read_text_pass(file: Path, source: str, layout: _Layout, chunk_size: int, *
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    columns = _Columns(source)
+    columns = target.collector(source)
     offset = 0
     try:
         with _open_text(file, layout, chunk_size) as stream:
@@ -867,7 +976,7 @@ def _read_text_pass(file: Path, source: str, layout: _Layout, chunk_size: int, *
             ) from None
         message = str(exc)
         if not strings and "conversion error" in message.lower():
-            return _read_text_pass(file, source, layout, chunk_size, strings=True)
+            return _read_text_pass(file, source, layout, chunk_size, target, strings=True)
         hint = ""
         if "block" in message.lower():
             hint = f" (is a line longer than `chunk_size` = {chunk_size} bytes? pass a larger chunk_size)"
@@ -877,7 +986,7 @@ def _read_text_pass(file: Path, source: str, layout: _Layout, chunk_size: int, *
         raise ValueError(f"{source}: cannot read the file (pyarrow could not convert a value)")
     if offset == 0:
         what = " (only a header line)" if layout.names is not None else ""
-        raise ValueError(f"{source}: no ratings{what}")
+        raise ValueError(f"{source}: no {target.noun}{what}")
     return columns.build()
 
 
@@ -933,18 +1042,25 @@ def _first_unconvertible(array: pa.Array, target: pa.DataType) -> int | None:
 
 
 # ---------------------------------------------------------------------------
-# Columns as they arrive, checked; then Ratings
+# Columns as they arrive, checked; then Ratings or pairs
 # ---------------------------------------------------------------------------
 
 
-class _Columns:
-    """Per-batch arrays of ids, ratings and timestamps, checked on arrival."""
+class _Collector(Protocol[_T_co]):
+    """Takes the converted arrays of each batch (role -> array); builds the result at the end."""
+
+    def add(self, arrays: Mapping[str, pa.Array], offset: int) -> None: ...
+
+    def build(self) -> _T_co: ...
+
+
+class _IdColumns:
+    """Per-batch arrays of user and item ids (arrow int64 or strings), checked on arrival."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.ids: dict[str, list[pa.Array]] = {"user": [], "item": []}
-        self.values: list[np.ndarray] = []
-        self.timestamps: list[np.ndarray] | None = None
+        self.n_rows = 0
 
     def add(self, arrays: Mapping[str, pa.Array], offset: int) -> None:
         for role in ("user", "item"):
@@ -958,6 +1074,28 @@ class _Columns:
                     row = int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
                     raise _BadValue(offset + row, f"missing {role} id")
                 self.ids[role].append(array)
+        self.n_rows += len(arrays["user"])
+
+
+class _PairColumns(_IdColumns):
+    """(user, item) ids of every row, kept in order, duplicates and all."""
+
+    def build(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.n_rows == 0:
+            raise ValueError(f"{self.source}: no pairs")
+        return _raw_ids(self.ids["user"]), _raw_ids(self.ids["item"])
+
+
+class _RatingColumns(_IdColumns):
+    """Per-batch arrays of ids, ratings and timestamps, checked on arrival."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__(source)
+        self.values: list[np.ndarray] = []
+        self.timestamps: list[np.ndarray] | None = None
+
+    def add(self, arrays: Mapping[str, pa.Array], offset: int) -> None:
+        super().add(arrays, offset)
         rating = arrays["rating"]
         _no_nulls(rating, "missing rating", offset)
         values64 = rating.to_numpy(zero_copy_only=False)
@@ -987,10 +1125,60 @@ class _Columns:
         return Ratings(users, items, values, user_map, item_map, stamps, self.source).deduplicated()
 
 
+@dataclass(frozen=True)
+class _Target(Generic[_R]):
+    """What a reader takes from each record, and how it collects it."""
+
+    required: tuple[str, ...]  # roles every record has
+    roles: tuple[str, ...]  # roles read: the required ones and optional ones (timestamp)
+    noun: str  # what the records are, for messages: "ratings", "pairs"
+    columns_rule: str  # the rule for the `columns` option
+    collector: Callable[[str], _Collector[_R]]
+
+    @property
+    def need(self) -> str:
+        """The required roles, for messages: '3 (user, item, rating)'."""
+        return f"{len(self.required)} ({', '.join(self.required)})"
+
+    def keep(self, found: dict[str, int]) -> dict[str, int]:
+        """The positions of the roles read, from positions found for any role."""
+        return {role: j for role, j in found.items() if role in self.roles}
+
+
+_RATINGS: _Target[Ratings] = _Target(
+    required=_REQUIRED,
+    roles=_ROLES,
+    noun="ratings",
+    columns_rule=(
+        "`columns` must map 'user', 'item', 'rating' (and optionally 'timestamp') to column names or "
+        "0-based positions, or list 3 or 4 of them in that order"
+    ),
+    collector=_RatingColumns,
+)
+_PAIRS: _Target[tuple[np.ndarray, np.ndarray]] = _Target(
+    required=("user", "item"),
+    roles=("user", "item"),
+    noun="pairs",
+    columns_rule=(
+        "`columns` must map 'user' and 'item' (and optionally 'rating', 'timestamp', not read) to column "
+        "names or 0-based positions, or list 2 to 4 of them in the order user, item, rating, timestamp"
+    ),
+    collector=_PairColumns,
+)
+
+
 def _no_nulls(array: pa.Array, problem: str, offset: int) -> None:
     if array.null_count:
         row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])
         raise _BadValue(offset + row, problem)
+
+
+def _raw_ids(chunks: list[pa.Array]) -> np.ndarray:
+    """Ids arriving in chunks (arrow int64 or string arrays) as one int64 or unicode array."""
+    ids = pa.chunked_array(chunks)
+    if pa.types.is_integer(ids.type):
+        return ids.to_numpy().astype(np.int64, copy=False)
+    return np.asarray(ids.to_numpy().astype(str))
 
 
 def _id_map(chunks: list[pa.Array]) -> tuple[IdMap, np.ndarray]:
@@ -1004,10 +1192,7 @@ def _id_map(chunks: list[pa.Array]) -> tuple[IdMap, np.ndarray]:
     if len(distinct) > np.iinfo(np.int32).max:
         raise ValueError(f"too many distinct ids ({len(distinct)}); at most {np.iinfo(np.int32).max}")
     position = pc.index_in(ids_chunked, value_set=distinct).to_numpy()
-    if pa.types.is_integer(distinct.type):
-        ids = distinct.to_numpy().astype(np.int64, copy=False)
-    else:
-        ids = np.asarray(distinct.to_numpy(zero_copy_only=False).astype(str))
+    ids = _raw_ids([distinct])
     order = np.argsort(ids, kind="stable")
     rank = np.empty(len(ids), dtype=np.int32)
     rank[order] = np.arange(len(ids), dtype=np.int32)
@@ -1019,7 +1204,9 @@ def _id_map(chunks: list[pa.Array]) -> tuple[IdMap, np.ndarray]:
 # ---------------------------------------------------------------------------
 
 
-def _read_parquet(file: Path, source: str, request: dict[str, str | int] | None, chunk_size: int) -> Ratings:
+def _read_parquet(
+    file: Path, source: str, request: dict[str, str | int] | None, chunk_size: int, target: _Target[_R]
+) -> _R:
     from pyarrow import parquet as pq
 
     try:
@@ -1036,7 +1223,7 @@ def _read_parquet(file: Path, source: str, request: dict[str, str | int] | None,
                 yield [batch.column(k) for k in range(len(names))]
 
         try:
-            return _read_columnar(list(schema.names), lambda j: schema.field(j).type, fetch, request, source)
+            return _read_columnar(list(schema.names), lambda j: schema.field(j).type, fetch, request, source, target)
         except (pa.ArrowException, OSError) as exc:
             raise ValueError(f"{source}: cannot read the Parquet file: {exc}") from None
 
@@ -1048,14 +1235,14 @@ def _from_table(table: pa.Table | pa.RecordBatch, kwargs: dict[str, Any]) -> Rat
         yield [table.column(j) for j in positions]
 
     names = [str(n) for n in table.schema.names]
-    return _read_columnar(names, lambda j: table.schema.field(j).type, fetch, request, type(table).__name__)
+    return _read_columnar(names, lambda j: table.schema.field(j).type, fetch, request, type(table).__name__, _RATINGS)
 
 
 def _table_options(kwargs: dict[str, Any], what: str) -> dict[str, str | int] | None:
     extra = sorted(k for k in kwargs if k != "columns")
     if extra:
         raise TypeError(f"options {extra} do not apply to {what}; only `columns` does")
-    return _check_columns(kwargs.get("columns"))
+    return _check_columns(kwargs.get("columns"), _RATINGS)
 
 
 def _from_frame(frame: Any, kwargs: dict[str, Any]) -> Ratings:
@@ -1078,7 +1265,7 @@ def _from_frame(frame: Any, kwargs: dict[str, Any]) -> Ratings:
         yield [column(j) for j in positions]
 
     names = [str(c) for c in frame.columns]
-    return _read_columnar(names, lambda j: column(j).type, fetch, request, "DataFrame")
+    return _read_columnar(names, lambda j: column(j).type, fetch, request, "DataFrame", _RATINGS)
 
 
 def _read_columnar(
@@ -1087,8 +1274,9 @@ def _read_columnar(
     fetch: Callable[[list[int]], Iterator[list[Any]]],
     request: dict[str, str | int] | None,
     source: str,
-) -> Ratings:
-    """Ratings from columnar data with typed columns (Parquet, a Table, a DataFrame).
+    target: _Target[_R],
+) -> _R:
+    """Ratings or pairs from columnar data with typed columns (Parquet, a Table, a DataFrame).
 
     ``fetch(positions)`` yields batches: lists of arrays, one per position.
     """
@@ -1097,7 +1285,7 @@ def _read_columnar(
         t = _value_type(column_type(j))
         return pa.types.is_integer(t) or pa.types.is_timestamp(t)
 
-    columns, asked = _resolve_columns(names, len(names), request, source, integer_like)
+    columns, asked = _resolve_columns(names, len(names), request, source, integer_like, target)
     kinds: dict[str, str] = {}
     for role, j in list(columns.items()):
         t = _value_type(column_type(j))
@@ -1110,7 +1298,7 @@ def _read_columnar(
             raise ValueError(f"{source}: column {names[j]!r} ({role}) has type {t}; {_KIND_RULE[role]}")
         kinds[role] = kind
     roles = list(columns)
-    acc = _Columns(source)
+    acc = target.collector(source)
     offset = 0
     try:
         for arrays in fetch([columns[r] for r in roles]):
