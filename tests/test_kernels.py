@@ -114,3 +114,33 @@ def test_compiled_kernel_matches_the_labs_torch_loop(torch) -> None:
         dense_sgd.sgd_dense_epoch(A, U, V, np.float32(lr))
     np.testing.assert_allclose(U, Ut.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(V, Vt.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rating_prediction_kernels_match_reference(seed: int) -> None:
+    from factorise.kernels import ratings as rk
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items, k = (int(x) for x in rng.integers(1, 12, size=3))
+    n = int(rng.integers(1, 60))
+    users = rng.integers(-1, n_users, n).astype(np.int64)  # -1: unknown user
+    items = rng.integers(-1, n_items, n).astype(np.int64)
+    values = rng.uniform(1, 5, n).astype(np.float32)
+    bu = rng.normal(size=n_users).astype(np.float32)
+    bi = rng.normal(size=n_items).astype(np.float32)
+    P = rng.normal(size=(n_users, k)).astype(np.float32)
+    Q = rng.normal(size=(n_items, k)).astype(np.float32)
+    mu = float(rng.uniform(2, 4))
+    fast, slow = np.empty(n), np.empty(n)
+    rk.predict_pairs(users, items, mu, bu, bi, P, Q, fast)
+    reference.predict_pairs(users, items, mu, bu, bi, P, Q, slow)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    # fallbacks: unknown user -> mu + b_i, unknown item -> mu + b_u, both -> mu
+    for t in range(n):
+        if users[t] < 0 and items[t] >= 0:
+            assert fast[t] == pytest.approx(mu + bi[items[t]], abs=1e-5)
+        if users[t] < 0 and items[t] < 0:
+            assert fast[t] == pytest.approx(mu, abs=1e-6)
+    sse = rk.sum_squared_error(users, items, values, mu, bu, bi, P, Q, 1.0, 5.0)
+    assert sse == pytest.approx(reference.sum_squared_error(users, items, values, mu, bu, bi, P, Q, 1.0, 5.0), rel=1e-4)
+    assert sse == pytest.approx(float(np.sum((values - np.clip(slow, 1, 5)) ** 2)), rel=1e-4)

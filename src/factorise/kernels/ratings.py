@@ -12,7 +12,7 @@ import numpy as np
 __all__ = ["predict_pairs", "sum_squared_error"]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def predict_pairs(
     users: np.ndarray,
     items: np.ndarray,
@@ -55,7 +55,7 @@ def predict_pairs(
         out[t] = s
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def sum_squared_error(
     users: np.ndarray,
     items: np.ndarray,

@@ -6,5 +6,6 @@ All share :class:`RatingModel`'s interface: ``fit``, ``predict``,
 
 from factorise.models._base import FORMAT_VERSION, RatingModel, Recommendations, TrainData, load_model
 from factorise.models.baseline import Baseline
+from factorise.models.sgd import BiasedMF
 
-__all__ = ["Baseline", "FORMAT_VERSION", "RatingModel", "Recommendations", "TrainData", "load_model"]
+__all__ = ["BiasedMF", "Baseline", "FORMAT_VERSION", "RatingModel", "Recommendations", "TrainData", "load_model"]

@@ -1,0 +1,278 @@
+"""Biased matrix factorisation trained by stochastic gradient descent (Funk, Koren).
+
+The model predicts ``r_ui ~ mu + b_u + b_i + p_u . q_i`` with ``mu`` the mean
+training rating (fixed), ``b_u``/``b_i`` user and item biases and
+``p_u``/``q_i`` rank-``k`` factors. Each epoch visits every training rating
+once, in a fresh random order, and for each one updates
+
+.. code-block:: text
+
+    e    = r_ui - pred
+    b_u += blr_t * (e - reg_bias * b_u)
+    b_i += blr_t * (e - reg_bias * b_i)
+    p_u += lr_t * (e * q_i - reg * p_u)      # simultaneously, with the
+    q_i += lr_t * (e * p_u - reg * q_i)      # old p_u in this line
+
+which is SGD on ``sum (r_ui - pred)^2 + reg * sum_u n_u |p_u|^2 + reg * sum_i
+n_i |q_i|^2`` plus the same penalty with ``reg_bias`` on the biases, in the
+standardised units described below (``n_u``, ``n_i``: rating counts; the
+penalty is applied per visit, so well-rated users and items are regularized
+more, which keeps large ranks safe).
+
+**Learning-rate schedule.** ``lr_t = learning_rate * learning_rate_decay **
+(t - 1)`` in epoch ``t`` (1-based): a geometric decay, so the total step
+budget is bounded by ``learning_rate / (1 - learning_rate_decay)`` and extra
+epochs change little once the rate has decayed. The biases follow the same
+schedule from their own, smaller rate: ``blr_t = bias_learning_rate *
+learning_rate_decay ** (t - 1)``. A bias is a per-user (per-item) mean, which
+SGD estimates with noise proportional to the step; a small step keeps that
+noise down and leaves the biases of rarely-seen users and items shrunk towards
+zero.
+
+**Rating scale.** The updates above are written for ratings in units of their
+standard deviation: SGD runs as if on ``z = (r - mu) / sigma`` with ``sigma``
+the standard deviation of the training ratings, and the fitted biases and
+factors are scaled back (``b = sigma * b_z``, ``p = sqrt(sigma) * p_z``), so
+predictions are in rating units. In rating units this is the same update
+with ``lr_t / sigma`` and ``reg * sigma`` for the factors (biases unchanged)
+and initial factors ``N(0, sigma * init_std^2)``. No copy of the ratings is
+made. The effect: the defaults behave alike on 1-5 stars, 1-10 points or
+-10..10 scores, and multiplying all ratings by a constant multiplies the
+predictions by that constant.
+
+Small initial factors (``init_std = 0.01``) with a decaying rate make SGD
+learn the strongest directions first; the number of factors then matters
+little beyond a few dozen (see ``benchmarks/tune_sgd.py``).
+
+The sweep itself is the compiled kernel
+:func:`factorise.kernels.sgd_ratings.sgd_ratings_epoch`; the epoch loop,
+history, early stopping, prediction and persistence come from
+:class:`factorise.models.RatingModel`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from typing import Any, ClassVar
+
+import numpy as np
+
+from factorise._validation import check_non_negative_int, check_positive_float
+from factorise.exceptions import DivergenceError
+from factorise.kernels.sgd_ratings import sgd_ratings_epoch
+from factorise.models._base import RatingModel, TrainData
+
+__all__ = ["BiasedMF"]
+
+logger = logging.getLogger(__name__)
+
+
+def _check_non_negative_float(value: object, name: str) -> float:
+    rule = f"`{name}` must be a finite real number >= 0"
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{rule}; got {value!r}")
+    return value
+
+
+def _check_decay(value: object, name: str) -> float:
+    rule = f"`{name}` must be a real number with 0 < {name} <= 1"
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ValueError(f"{rule}; got {value!r}")
+    return value
+
+
+class BiasedMF(RatingModel):
+    """Biased matrix factorisation (``mu + b_u + b_i + p_u . q_i``) fitted by SGD.
+
+    Parameters
+    ----------
+    rank : int, default 64
+        Number of latent factors ``k``; ``1 <= rank <= min(n_users, n_items)``
+        (data with fewer than 64 users or items need a smaller rank).
+    n_epochs : int, default 20
+        Passes over the training ratings.
+    learning_rate : float, default 0.075
+        Step size of the first epoch, > 0, for ratings in units of their
+        standard deviation (see the module docstring).
+    regularization : float, default 0.07
+        L2 penalty on the factors ``p_u``, ``q_i`` (applied per visit), >= 0.
+    bias_learning_rate : float, default 0.015
+        Step size of the biases in the first epoch, > 0 (same decay).
+    bias_regularization : float, default 0.01
+        L2 penalty on the biases ``b_u``, ``b_i`` (applied per visit), >= 0.
+    learning_rate_decay : float, default 0.88
+        Factor applied to the learning rate after every epoch:
+        ``lr_t = learning_rate * learning_rate_decay ** (t - 1)``;
+        ``0 < learning_rate_decay <= 1`` (1 keeps it constant).
+    init_std : float, default 0.01
+        Standard deviation of the normal distribution the factors start from
+        (mean 0), in standardised units (see the module docstring); the
+        biases start at 0.
+    patience : int or None, default None
+        With a ``validation`` set given to :meth:`fit`, stop when the
+        validation RMSE has not improved for ``patience`` epochs and restore
+        the best epoch's model. ``None`` disables early stopping (the
+        validation RMSE is still recorded in ``history_``).
+    random_state : None, int or numpy.random.Generator, default None
+        Seed of the initial factors and of the visiting order.
+
+    Attributes
+    ----------
+    global_mean_ : float
+        Mean training rating ``mu``.
+    user_bias_, item_bias_ : numpy.ndarray of float32
+        ``b_u`` and ``b_i``.
+    user_factors_, item_factors_ : numpy.ndarray of float32, shape (n, rank)
+        ``p_u`` and ``q_i``.
+    history_ : list of dict
+        Per epoch: ``epoch``, ``train_rmse``, ``valid_rmse`` (with a
+        validation set), ``sgd_rmse`` (RMSE of the errors seen during the
+        sweep, before each update) and ``learning_rate``.
+    n_epochs_ : int
+        Epochs run.
+
+    Raises
+    ------
+    factorise.DivergenceError
+        From :meth:`fit`, if the factors become NaN or infinite (lower the
+        learning rate).
+
+    Examples
+    --------
+    >>> from factorise.data import Ratings
+    >>> from factorise.models.sgd import BiasedMF
+    >>> ratings = Ratings.from_raw([1, 1, 2, 2, 3], [10, 20, 10, 30, 20], [5, 3, 4, 2, 1])
+    >>> model = BiasedMF(rank=2, random_state=0).fit(ratings)
+    >>> len(model.history_), model.user_factors_.shape
+    (20, (3, 2))
+    >>> prediction = model.predict([1, 3], [30, 10])   # pairs not in the training ratings
+    >>> bool(((1 <= prediction) & (prediction <= 5)).all())   # clipped to the training range
+    True
+    >>> model.recommend(1, n=5).items                  # user 1 has rated items 10 and 20
+    array([30])
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = (
+        "rank",
+        "n_epochs",
+        "learning_rate",
+        "regularization",
+        "bias_learning_rate",
+        "bias_regularization",
+        "learning_rate_decay",
+        "init_std",
+        "patience",
+        "random_state",
+    )
+
+    def __init__(
+        self,
+        *,
+        rank: int = 64,
+        n_epochs: int = 20,
+        learning_rate: float = 0.075,
+        regularization: float = 0.07,
+        bias_learning_rate: float = 0.015,
+        bias_regularization: float = 0.01,
+        learning_rate_decay: float = 0.88,
+        init_std: float = 0.01,
+        patience: int | None = None,
+        random_state: Any = None,
+    ) -> None:
+        self.rank = rank
+        self.n_epochs = n_epochs
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.bias_learning_rate = bias_learning_rate
+        self.bias_regularization = bias_regularization
+        self.learning_rate_decay = learning_rate_decay
+        self.init_std = init_std
+        self.patience = patience
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ hooks
+    def _check_params(self, data: TrainData) -> None:
+        limit = min(data.n_users, data.n_items)
+        rule = f"`rank` must be an integer with 1 <= rank <= min(n_users, n_items) = {limit}"
+        rank = self.rank
+        if not isinstance(rank, numbers.Integral) or isinstance(rank, (bool, np.bool_)):
+            raise TypeError(f"{rule}; got {rank!r} of type {type(rank).__name__}")
+        if rank < 1:
+            raise ValueError(f"{rule}; got {rank}")
+        if rank > limit:
+            raise ValueError(
+                f"{rule}; got {rank}: rank larger than the data allows "
+                f"({data.n_users} users, {data.n_items} items); pass rank={limit} or less"
+            )
+        check_non_negative_int(self.n_epochs, "n_epochs")
+        check_positive_float(self.learning_rate, "learning_rate")
+        _check_non_negative_float(self.regularization, "regularization")
+        check_positive_float(self.bias_learning_rate, "bias_learning_rate")
+        _check_non_negative_float(self.bias_regularization, "bias_regularization")
+        _check_decay(self.learning_rate_decay, "learning_rate_decay")
+        check_positive_float(self.init_std, "init_std")
+        if self.patience is not None:
+            check_non_negative_int(self.patience, "patience")
+
+    def _initialize(self, data: TrainData, rng: np.random.Generator) -> None:
+        k, std = int(self.rank), float(self.init_std)
+        sigma = float(np.std(data.values, dtype=np.float64))
+        self._sigma = sigma if sigma > 1e-6 * max(1.0, abs(data.global_mean)) else 1.0
+        logger.debug("BiasedMF: SGD in units of the rating standard deviation %.4g", self._sigma)
+        scale = np.float32(math.sqrt(self._sigma) * std)
+        self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
+        self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
+        self.user_factors_ = rng.standard_normal((data.n_users, k), dtype=np.float32) * scale
+        self.item_factors_ = rng.standard_normal((data.n_items, k), dtype=np.float32) * scale
+        self._last_sgd_rmse = math.nan
+        self._last_lr = math.nan
+
+    def _step(self, data: TrainData, step: int, rng: np.random.Generator) -> bool:
+        decay = float(self.learning_rate_decay) ** (step - 1)
+        lr = float(self.learning_rate) * decay
+        sigma = self._sigma
+        order = rng.permutation(data.values.shape[0])
+        f32 = np.float32
+        sse = sgd_ratings_epoch(
+            data.users,
+            data.items,
+            data.values,
+            order,
+            f32(data.global_mean),
+            self.user_bias_,
+            self.item_bias_,
+            self.user_factors_,
+            self.item_factors_,
+            f32(lr / sigma),
+            f32(float(self.regularization) * sigma),
+            f32(float(self.bias_learning_rate) * decay),
+            f32(self.bias_regularization),
+        )
+        finite = (
+            math.isfinite(sse)
+            and np.isfinite(self.user_bias_).all()
+            and np.isfinite(self.item_bias_).all()
+            and np.isfinite(self.user_factors_).all()
+            and np.isfinite(self.item_factors_).all()
+        )
+        if not finite:
+            raise DivergenceError(
+                f"{type(self).__name__} diverged in epoch {step}: the biases or factors became NaN or "
+                f"infinite; try a smaller learning_rate (now {float(self.learning_rate):.3g}; e.g. "
+                f"{float(self.learning_rate) / 10:.3g}) or bias_learning_rate (now "
+                f"{float(self.bias_learning_rate):.3g})"
+            )
+        self._last_sgd_rmse = math.sqrt(sse / max(1, data.values.shape[0]))
+        self._last_lr = lr
+        return False
+
+    def _extra_history(self) -> dict[str, float]:
+        return {"sgd_rmse": self._last_sgd_rmse, "learning_rate": self._last_lr}
