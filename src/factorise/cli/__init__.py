@@ -1,8 +1,9 @@
 """The ``factorise`` command line.
 
 Sub-commands: ``demo`` (the lab exercise on embedded data), ``compare``
-(every method against the SVD optimum on a dense matrix file) and
-``complete`` (fill the missing cells of a CSV). Errors print one line and
+(every method against the SVD optimum on a dense matrix file),
+``complete`` (fill the missing cells of a CSV), and on rating data ``fit``,
+``predict``, ``recommend`` and ``evaluate``. Errors print one line and
 exit non-zero: 2 for bad input, 1 when a fit diverged.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from factorise import __version__
-from factorise.cli import _commands
+from factorise.cli import _commands, _ratings
 from factorise.exceptions import DivergenceError
 
 __all__ = ["main", "build_parser"]
@@ -52,6 +53,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a finite number > 0; got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0; got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0; got {text!r}")
     return value
 
 
@@ -119,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--out", metavar="OUT.csv", required=True, help="where to write the completed matrix")
     _add_sgd_options(complete, seed_default=None)
     complete.set_defaults(run=_commands.complete)
+
+    _ratings.add_commands(
+        sub,
+        {
+            "int0": _integer_at_least(0),
+            "int1": _integer_at_least(1),
+            "int2": _integer_at_least(2),
+            "positive": _positive_float,
+            "nonneg": _non_negative_float,
+        },
+    )
     return parser
 
 
@@ -136,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DivergenceError as exc:
         print(f"factorise: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
         print(f"factorise: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:

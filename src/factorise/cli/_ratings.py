@@ -1,0 +1,395 @@
+"""Sub-commands on rating data: fit, predict, recommend, evaluate."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from factorise.cli._progress import history_progress
+from factorise.io import atomic_write
+
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "add_commands"]
+
+logger = logging.getLogger(__name__)
+
+#: ``--algo`` names and the model classes they build (imported when used).
+ALGORITHMS: dict[str, str] = {
+    "sgd": "BiasedMF",
+    "als": "ALS",
+    "softimpute": "SoftImpute",
+    "baseline": "Baseline",
+}
+#: The algorithm ``factorise fit`` and ``factorise evaluate`` use by default.
+DEFAULT_ALGORITHM = "sgd"
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"factorise: {text}\n")
+
+
+# ------------------------------------------------------------------ options
+def _parse_value(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _param(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"must look like NAME=VALUE; got {text!r}")
+    return name.strip(), _parse_value(value)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}")
+    return value
+
+
+def _add_model_options(parser: argparse.ArgumentParser, types: dict[str, Any]) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument(
+        "--algo",
+        choices=sorted(ALGORITHMS),
+        default=DEFAULT_ALGORITHM,
+        help=f"algorithm (default: {DEFAULT_ALGORITHM})",
+    )
+    group.add_argument("--rank", "-k", type=types["int1"], help="rank of the factors (default: the model's)")
+    group.add_argument("--epochs", type=types["int1"], help="epochs or iterations (default: the model's)")
+    group.add_argument("--lr", type=types["positive"], help="learning rate (sgd)")
+    group.add_argument("--reg", type=types["nonneg"], help="regularization (sgd, als, baseline)")
+    group.add_argument("--seed", type=types["int0"], help="random seed (default: fresh entropy)")
+    group.add_argument(
+        "--param",
+        "-p",
+        type=_param,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set any model parameter, e.g. -p init_std=0.05 (repeatable)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def build_model(args: argparse.Namespace) -> Any:
+    """The model that ``--algo`` and the model options describe."""
+    import factorise.models as models
+
+    cls = getattr(models, ALGORITHMS[args.algo])
+    model = cls()
+    names = model.get_params()
+    settings: dict[str, Any] = {}
+    flags = {
+        "--rank": ("rank", args.rank),
+        "--epochs": (cls._steps_param, args.epochs),
+        "--lr": ("learning_rate", args.lr),
+        "--reg": ("regularization", args.reg),
+        "--seed": ("random_state", args.seed),
+    }
+    for flag, (name, value) in flags.items():
+        if value is None:
+            continue
+        if name not in names:
+            raise ValueError(f"{flag} does not apply to --algo {args.algo} (its parameters: {', '.join(names)})")
+        settings[name] = value
+    for name, value in args.param:
+        if name not in names:
+            raise ValueError(
+                f"--param {name}: --algo {args.algo} has no parameter {name!r} (its parameters: {', '.join(names)})"
+            )
+        settings[name] = value
+    return model.set_params(**settings)
+
+
+def _check_writable_target(path: str | None, flag: str) -> None:
+    """Fail before any work if an output file cannot be created."""
+    if path is None:
+        return
+    parent = Path(path).resolve().parent
+    if not parent.is_dir():
+        raise ValueError(f"{flag} {path}: the directory {parent} does not exist")
+    if Path(path).is_dir():
+        raise ValueError(f"{flag} {path}: is a directory")
+
+
+# ---------------------------------------------------------------------- fit
+def fit(args: argparse.Namespace) -> None:
+    """``factorise fit RATINGS``: fit a model, report, save, plot."""
+    from factorise.data import read_ratings
+    from factorise.evaluation import train_test_split
+
+    _check_writable_target(args.save, "--save")
+    _check_writable_target(args.plot, "--plot")
+    model = build_model(args)
+    ratings = read_ratings(args.ratings)
+    validation = None
+    train = ratings
+    if args.validation:
+        validation = read_ratings(args.validation)
+    elif args.validation_fraction:
+        train, validation = train_test_split(ratings, args.validation_fraction, random_state=args.seed)
+    steps = model.get_params()[type(model)._steps_param]
+    with history_progress(steps, quiet=args.quiet, description=args.algo, n_ratings=len(train)) as cb:
+        start = time.perf_counter()
+        model.fit(train, validation=validation, callback=cb)
+        seconds = time.perf_counter() - start
+    if args.save:
+        model.save(args.save)
+    if args.plot:
+        from factorise.plot import plot_learning_curves
+
+        plot_learning_curves(
+            model.history_, args.plot, title=f"factorise fit --algo {args.algo}: {Path(args.ratings).name}"
+        )
+    last = model.history_[-1] if model.history_ else {}
+    summary = {
+        "ratings": str(args.ratings),
+        "n_ratings": len(train),
+        "n_users": len(model.user_ids_),
+        "n_items": len(model.item_ids_),
+        "algo": args.algo,
+        "params": {k: v for k, v in model.get_params().items() if not isinstance(v, np.random.Generator)},
+        "epochs_run": model.n_epochs_,
+        "train_rmse": last.get("train_rmse"),
+        "validation_rmse": last.get("valid_rmse"),
+        "best_validation_rmse": min((h["valid_rmse"] for h in model.history_ if "valid_rmse" in h), default=None),
+        "fit_seconds": seconds,
+        "saved": args.save,
+        "plot": args.plot,
+    }
+    if args.json:
+        _out(json.dumps(summary, indent=2))
+        return
+    _out(
+        f"fitted {type(model).__name__} (--algo {args.algo}) on {summary['n_ratings']:,} ratings, "
+        f"{summary['n_users']:,} users, {summary['n_items']:,} items in {seconds:.2f} s"
+    )
+    _out("  " + ", ".join(f"{k}={v}" for k, v in summary["params"].items()))
+    _out(f"  epochs run: {model.n_epochs_}")
+    if summary["train_rmse"] is not None:
+        _out(f"  train RMSE: {summary['train_rmse']:.4f}")
+    if summary["best_validation_rmse"] is not None:
+        _out(
+            f"  validation RMSE: {summary['validation_rmse']:.4f} at the last epoch, "
+            f"best {summary['best_validation_rmse']:.4f}"
+        )
+    if args.save:
+        _out(f"  model saved to {args.save}")
+    else:
+        _out("  (model not saved: add --save MODEL)")
+    if args.plot:
+        _out(f"  learning curves drawn in {args.plot}")
+
+
+# ------------------------------------------------------------------ predict
+def predict(args: argparse.Namespace) -> None:
+    """``factorise predict MODEL PAIRS --out OUT``."""
+    from factorise.data import read_pairs
+    from factorise.models import load_model
+
+    _check_writable_target(args.out, "--out")
+    model = load_model(args.model)
+    users, items = read_pairs(args.pairs)
+    predictions = model.predict(users, items)
+    known_users = model.user_ids_.index(users) >= 0
+    known_items = model.item_ids_.index(items) >= 0
+    with atomic_write(args.out) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(("user", "item", "prediction"))
+        writer.writerows(zip(users.tolist(), items.tolist(), predictions.tolist()))
+    cold = int((~(known_users & known_items)).sum())
+    _out(f"wrote {len(predictions):,} predictions to {args.out}")
+    if cold:
+        _out(
+            f"  {cold:,} pair(s) with a user or item unseen in training: predicted from the global "
+            "mean plus the known biases"
+        )
+
+
+# ---------------------------------------------------------------- recommend
+def recommend(args: argparse.Namespace) -> None:
+    """``factorise recommend MODEL --user U [-n 10]``."""
+    from factorise.models import load_model
+
+    model = load_model(args.model)
+    known = bool(model.user_ids_.index([args.user])[0] >= 0)
+    recs = model.recommend(args.user, args.n, exclude_rated=not args.include_rated)
+    if args.json:
+        _out(
+            json.dumps(
+                {
+                    "user": args.user,
+                    "known_user": known,
+                    "items": [x.item() if hasattr(x, "item") else x for x in recs.items],
+                    "scores": recs.scores.tolist(),
+                },
+                indent=2,
+            )
+        )
+        return
+    if not known:
+        _note(f"user {args.user!r} is not in the training data: items ranked by item bias alone")
+    _out(f"top {len(recs.items)} items for user {args.user}:")
+    _out(f"{'rank':>4}  {'item':<20}{'predicted':>10}")
+    for rank, (item, score) in enumerate(zip(recs.items, recs.scores), start=1):
+        _out(f"{rank:>4}  {str(item):<20}{score:>10.3f}")
+
+
+# ----------------------------------------------------------------- evaluate
+def evaluate(args: argparse.Namespace) -> None:
+    """``factorise evaluate RATINGS (--folds K | --test TEST | --movielens-splits DIR)``."""
+    from factorise.data import read_ratings
+    from factorise.evaluation import KFold, cross_validate, movielens_folds
+
+    _check_writable_target(args.plot, "--plot")
+    model = build_model(args)
+    k = args.k
+    metrics = ("rmse", "mae", f"precision@{k}", f"recall@{k}", f"ndcg@{k}")
+    if args.movielens_splits:
+        if args.ratings is not None:
+            raise ValueError("give either RATINGS or --movielens-splits DIR, not both")
+        cv: Any = movielens_folds(args.movielens_splits)
+        data = None
+        source = str(args.movielens_splits)
+    elif args.ratings is None:
+        raise ValueError("RATINGS is required unless --movielens-splits DIR is given")
+    elif args.test:
+        cv = [(read_ratings(args.ratings), read_ratings(args.test))]
+        data = None
+        source = f"{args.ratings} / {args.test}"
+    else:
+        data = read_ratings(args.ratings)
+        cv = KFold(args.folds, shuffle=True, random_state=args.seed)
+        source = str(args.ratings)
+    n_folds = len(cv) if isinstance(cv, list) or hasattr(cv, "__len__") else args.folds
+    steps = model.get_params()[type(model)._steps_param]
+    with history_progress(n_folds * steps, quiet=args.quiet, description=f"{args.algo} x{n_folds} folds") as cb:
+        result = cross_validate(
+            model,
+            data,
+            cv=cv,
+            metrics=metrics,
+            threshold=args.threshold,
+            monitor_test=bool(args.plot),
+            fit_callback=lambda fold, step, record: cb(step, record),
+        )
+    if args.plot:
+        from factorise.plot import plot_learning_curves
+
+        plot_learning_curves(
+            {f"fold {j}": h for j, h in enumerate(result.histories, start=1)},
+            args.plot,
+            title=f"factorise evaluate --algo {args.algo}",
+            validation_label="test",
+        )
+    if args.json:
+        payload = result.to_dict()
+        payload["source"] = source
+        payload["algo"] = args.algo
+        _out(json.dumps(payload, indent=2))
+        return
+    _out(f"{type(model).__name__} (--algo {args.algo}) on {source}: {result.n_folds} fold(s)")
+    _out(str(result))
+    mean = result.mean
+    _out()
+    _out(
+        f"mean RMSE {mean['rmse']:.4f}, MAE {mean['mae']:.4f}, precision@{k} {mean[f'precision@{k}']:.4f}, "
+        f"NDCG@{k} {mean[f'ndcg@{k}']:.4f}"
+    )
+    _out(
+        f"(ranking: each user's top {k} among the items they did not rate in training; relevant = "
+        f"a test rating >= {args.threshold:g})"
+    )
+    if args.plot:
+        _out(f"learning curves (train and test RMSE per epoch) drawn in {args.plot}")
+
+
+def add_commands(sub: Any, types: dict[str, Any]) -> None:
+    """Register fit, predict, recommend and evaluate on the sub-parser collection ``sub``."""
+    p = sub.add_parser(
+        "fit",
+        help="fit a rating model and save it",
+        description="Fit a rating model (biased MF by SGD, ALS, SoftImpute or the bias baseline) to a "
+        "ratings file (user, item, rating[, timestamp]: CSV, TSV, '::', whitespace or Parquet).",
+    )
+    p.add_argument("ratings", metavar="RATINGS", help="ratings file")
+    _add_model_options(p, types)
+    v = p.add_mutually_exclusive_group()
+    v.add_argument("--validation", metavar="FILE", help="held-out ratings: early stopping and validation RMSE")
+    v.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        metavar="F",
+        help="hold out this fraction of RATINGS for validation (early stopping)",
+    )
+    p.add_argument("--save", metavar="MODEL", help="save the fitted model here (.npz)")
+    p.add_argument("--plot", metavar="FILE.png", help="draw learning curves (train/validation RMSE per epoch)")
+    p.set_defaults(run=fit)
+
+    p = sub.add_parser(
+        "predict",
+        help="predict ratings for (user, item) pairs",
+        description="Predict ratings for the (user, item) pairs of PAIRS (any ratings file; extra "
+        "columns ignored) and write CSV with the header user,item,prediction.",
+    )
+    p.add_argument("model", metavar="MODEL", help="a model saved by `factorise fit --save`")
+    p.add_argument("pairs", metavar="PAIRS", help="file of user, item pairs")
+    p.add_argument("--out", required=True, metavar="OUT", help="output CSV")
+    p.set_defaults(run=predict)
+
+    p = sub.add_parser(
+        "recommend",
+        help="top-n items for a user",
+        description="The items with the highest predicted rating for a user, excluding those they rated.",
+    )
+    p.add_argument("model", metavar="MODEL", help="a model saved by `factorise fit --save`")
+    p.add_argument("--user", required=True, help="raw user id")
+    p.add_argument("-n", type=types["int1"], default=10, help="number of items (default: 10)")
+    p.add_argument("--include-rated", action="store_true", help="also rank items the user rated")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(run=recommend)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="cross-validate a model: RMSE, MAE, precision/recall/NDCG@k",
+        description="Evaluate a model by k-fold cross-validation, on a given test file, or on MovieLens "
+        "100K's predefined u1-u5 splits; prints a per-fold table and the means.",
+    )
+    p.add_argument("ratings", metavar="RATINGS", nargs="?", help="ratings file (training data with --test)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--folds", type=types["int2"], default=5, help="number of random folds (default: 5)")
+    how.add_argument("--test", metavar="TEST", help="fit on RATINGS, evaluate on TEST")
+    how.add_argument("--movielens-splits", metavar="DIR", help="MovieLens 100K directory: folds u1-u5")
+    _add_model_options(p, types)
+    p.add_argument("-K", "--top", dest="k", type=types["int1"], default=10, help="k of the ranking metrics (default: 10)")
+    p.add_argument(
+        "--threshold", type=float, default=4.0, help="a test rating >= this is relevant (default: 4)"
+    )
+    p.add_argument("--plot", metavar="FILE.png", help="draw each fold's train and test RMSE per epoch")
+    p.set_defaults(run=evaluate)

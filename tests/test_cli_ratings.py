@@ -1,0 +1,146 @@
+"""fit, predict, recommend and evaluate end to end, in subprocesses, on small planted data."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DATA_DIR, IN_CI
+
+pytestmark = pytest.mark.slow
+
+NOISE = 0.3
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "factorise", *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+def planted_files(directory: Path, seed: int = 0) -> tuple[Path, Path]:
+    """Rank-3 ratings plus biases plus N(0, NOISE^2), string user ids; train and test files."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items, k = 150, 100, 3
+    P = rng.normal(0, 0.6, (n_users, k))
+    Q = rng.normal(0, 0.6, (n_items, k))
+    bu = rng.normal(0, 0.3, n_users)
+    bi = rng.normal(0, 0.3, n_items)
+    truth = 3.0 + bu[:, None] + bi[None, :] + P @ Q.T
+    mask = rng.random((n_users, n_items)) < 0.5
+    users, items = np.nonzero(mask)
+    values = truth[users, items] + rng.normal(0, NOISE, users.size)
+    test = rng.random(users.size) < 0.15
+    train_path, test_path = directory / "train.csv", directory / "test.csv"
+    for path, sel in ((train_path, ~test), (test_path, test)):
+        lines = ["user,item,rating"] + [
+            f"u{u},{i},{v:.4f}" for u, i, v in zip(users[sel], items[sel], values[sel])
+        ]
+        path.write_text("\n".join(lines) + "\n")
+    return train_path, test_path
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return planted_files(tmp_path_factory.mktemp("ratings"))
+
+
+def test_fit_save_predict_recommend(tmp_path: Path, data: tuple[Path, Path]) -> None:
+    train, test = data
+    model = tmp_path / "model.npz"
+    fit = run("fit", str(train), "--algo", "baseline", "--save", str(model), "--seed", "0", "--json")
+    assert fit.returncode == 0, fit.stderr
+    summary = json.loads(fit.stdout)
+    assert summary["algo"] == "baseline" and summary["epochs_run"] >= 1
+    assert model.is_file()
+
+    out = tmp_path / "pred.csv"
+    pred = run("predict", str(model), str(test), "--out", str(out))
+    assert pred.returncode == 0, pred.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0] == "user,item,prediction"
+    rows = [line.split(",") for line in lines[1:]]
+    test_rows = [line.split(",") for line in test.read_text().splitlines()[1:]]
+    assert [r[:2] for r in rows] == [t[:2] for t in test_rows]  # same pairs, same order
+    predictions = np.array([float(r[2]) for r in rows])
+    truth = np.array([float(t[2]) for t in test_rows])
+    assert np.sqrt(np.mean((predictions - truth) ** 2)) < np.std(truth)  # better than the mean
+
+    rec = run("recommend", str(model), "--user", "u3", "-n", "5", "--json")
+    assert rec.returncode == 0, rec.stderr
+    payload = json.loads(rec.stdout)
+    assert payload["known_user"] and len(payload["items"]) == 5
+    assert payload["scores"] == sorted(payload["scores"], reverse=True)
+    rated = {int(t[1]) for t in (line.split(",") for line in train.read_text().splitlines()[1:]) if t[0] == "u3"}
+    assert not rated & set(payload["items"])
+
+
+def test_evaluate_folds_json(data: tuple[Path, Path]) -> None:
+    train, _ = data
+    result = run("evaluate", str(train), "--algo", "baseline", "--folds", "3", "--seed", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert payload["n_folds"] == 3 and len(payload["folds"]) == 3
+    for key in ("rmse", "mae", "precision@10", "recall@10", "ndcg@10"):
+        assert key in payload["mean"]
+    assert sum(f["n_test"] for f in payload["folds"]) == len(train.read_text().splitlines()) - 1
+
+
+def test_evaluate_test_file_and_plot(tmp_path: Path, data: tuple[Path, Path]) -> None:
+    train, test = data
+    plot = tmp_path / "curves.png"
+    result = run("evaluate", str(train), "--test", str(test), "--algo", "baseline", "--plot", str(plot))
+    assert result.returncode == 0, result.stderr
+    assert "mean RMSE" in result.stdout and "precision@10" in result.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["fit", "nope.csv"], r"nope.csv"),
+        (["fit", "train.csv", "--algo", "baseline", "--lr", "0.1"], r"--lr does not apply to --algo baseline"),
+        (["fit", "train.csv", "--algo", "baseline", "-p", "bogus=1"], r"--param bogus: .* no parameter 'bogus'"),
+        (["fit", "train.csv", "--save", "missing-dir/m.npz"], r"--save missing-dir/m.npz: the directory .* does not exist"),
+        (["fit", "bad.csv", "--algo", "baseline"], r"bad.csv, line 3"),
+        (["predict", "corrupt.npz", "train.csv", "--out", "o.csv"], r"corrupt.npz: not a factorise model file"),
+        (["recommend", "nope.npz", "--user", "1"], r"nope.npz: no such model file"),
+        (["evaluate", "train.csv", "--folds", "1"], r"--folds: must be an integer >= 2"),
+        (["evaluate", "--algo", "baseline"], r"RATINGS is required"),
+    ],
+)
+def test_errors_are_one_line(tmp_path: Path, data: tuple[Path, Path], args: list[str], pattern: str) -> None:
+    (tmp_path / "train.csv").write_text(data[0].read_text())
+    (tmp_path / "bad.csv").write_text("user,item,rating\n1,2,3\n1,3,oops\n")
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert re.search(pattern, result.stderr), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_movielens_u1_through_the_cli(tmp_path: Path) -> None:
+    """The default `factorise fit`, on MovieLens 100K u1: RMSE < 0.95 on u1.test."""
+    directory = DATA_DIR / "ml-100k"
+    if not (directory / "u1.base").is_file():
+        if IN_CI:
+            pytest.fail(f"MovieLens 100K is missing from {directory}; CI must provide it")
+        pytest.skip(f"MovieLens 100K not found in {directory}")
+    model = tmp_path / "u1.npz"
+    fit = run("fit", str(directory / "u1.base"), "--save", str(model), "--seed", "0", "--quiet")
+    assert fit.returncode == 0, fit.stderr
+    out = tmp_path / "u1.pred.csv"
+    pred = run("predict", str(model), str(directory / "u1.test"), "--out", str(out))
+    assert pred.returncode == 0, pred.stderr
+    predictions = np.loadtxt(out, delimiter=",", skiprows=1, usecols=2)
+    truth = np.loadtxt(directory / "u1.test", usecols=2)
+    rmse = float(np.sqrt(np.mean((predictions - truth) ** 2)))
+    assert rmse < 0.95, rmse
