@@ -5,7 +5,9 @@ All share :class:`RatingModel`'s interface: ``fit``, ``predict``,
 """
 
 from factorise.models._base import FORMAT_VERSION, RatingModel, Recommendations, TrainData, load_model
+from factorise.models.als import ALS
 from factorise.models.baseline import Baseline
 from factorise.models.sgd import BiasedMF
+from factorise.models.softimpute import SoftImpute
 
-__all__ = ["BiasedMF", "Baseline", "FORMAT_VERSION", "RatingModel", "Recommendations", "TrainData", "load_model"]
+__all__ = ["ALS", "BiasedMF", "Baseline", "SoftImpute", "FORMAT_VERSION", "RatingModel", "Recommendations", "TrainData", "load_model"]
