@@ -144,3 +144,22 @@ def test_movielens_u1_through_the_cli(tmp_path: Path) -> None:
     truth = np.loadtxt(directory / "u1.test", usecols=2)
     rmse = float(np.sqrt(np.mean((predictions - truth) ** 2)))
     assert rmse < 0.95, rmse
+
+
+def test_download_uses_the_cache(tmp_path: Path) -> None:
+    """With the files already in the cache nothing is fetched; the directory is printed."""
+    source = DATA_DIR / "ml-100k"
+    if not (source / "u.data").is_file():
+        if IN_CI:
+            pytest.fail(f"MovieLens 100K is missing from {source}; CI must provide it")
+        pytest.skip(f"MovieLens 100K not found in {source}")
+    target = tmp_path / "ml-100k"
+    target.mkdir()
+    for name in ["u.data", "README"] + [f"u{i}.{p}" for i in range(1, 6) for p in ("base", "test")] + [
+        f"u{x}.{p}" for x in "ab" for p in ("base", "test")
+    ]:
+        (target / name).write_bytes((source / name).read_bytes())
+    result = run("download", "100k", "--cache-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(target)
+    assert "100,000 ratings, 943 users, 1,682 items" in result.stderr

@@ -2,22 +2,39 @@
 
 The lab's algorithms (:func:`sgd_factorise`, :func:`sgd_factorise_masked`)
 run compiled; :func:`truncated_svd` and :func:`svd_optimum` give the
-Eckart-Young optimum to compare them with.
+Eckart-Young optimum to compare them with. For rating data,
+:func:`read_ratings` reads a ratings file into :class:`Ratings`, and the
+models :class:`BiasedMF` (SGD), :class:`ALS`, :class:`SoftImpute` and
+:class:`Baseline` fit, predict, recommend, save and load;
+:mod:`factorise.evaluation` scores them and :mod:`factorise.datasets`
+fetches MovieLens.
 """
-
-from factorise.exceptions import DivergenceError
-from factorise.lab import sgd_factorise, sgd_factorise_masked
-from factorise.svd import reconstruction_loss, singular_values, svd_optimum, truncated_svd
 
 __version__ = "0.1.0"
 
+from factorise.data import Ratings, as_ratings, read_pairs, read_ratings  # noqa: E402
+from factorise.exceptions import DivergenceError  # noqa: E402
+from factorise.lab import sgd_factorise, sgd_factorise_masked  # noqa: E402
+from factorise.models import ALS, Baseline, BiasedMF, RatingModel, SoftImpute, load_model  # noqa: E402
+from factorise.svd import reconstruction_loss, singular_values, svd_optimum, truncated_svd  # noqa: E402
+
 __all__ = [
+    "ALS",
+    "Baseline",
+    "BiasedMF",
     "DivergenceError",
+    "RatingModel",
+    "Ratings",
+    "SoftImpute",
+    "__version__",
+    "as_ratings",
+    "load_model",
+    "read_pairs",
+    "read_ratings",
     "reconstruction_loss",
     "sgd_factorise",
     "sgd_factorise_masked",
     "singular_values",
     "svd_optimum",
     "truncated_svd",
-    "__version__",
 ]

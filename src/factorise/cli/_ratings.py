@@ -330,6 +330,27 @@ def evaluate(args: argparse.Namespace) -> None:
         _out(f"learning curves (train and test RMSE per epoch) drawn in {args.plot}")
 
 
+# ----------------------------------------------------------------- download
+def download(args: argparse.Namespace) -> None:
+    """``factorise download NAME``: fetch a MovieLens archive into the cache; print its directory."""
+    from factorise.datasets import load_movielens
+
+    try:
+        data = load_movielens(args.name, cache_dir=args.cache_dir)
+    except ConnectionError as exc:
+        reason = str(exc).split(";")[0]
+        raise ConnectionError(
+            f"{reason}; without a connection, download the archive on another machine, unzip it, and "
+            "pass its folder to the commands (e.g. factorise evaluate --movielens-splits ml-100k)"
+        ) from None
+    ratings = data.ratings
+    _note(
+        f"MovieLens {args.name}: {len(ratings):,} ratings, {ratings.n_users:,} users, "
+        f"{ratings.n_items:,} items; splits: {', '.join(data.splits) or 'none'}"
+    )
+    _out(str(data.path))
+
+
 def add_commands(sub: Any, types: dict[str, Any]) -> None:
     """Register fit, predict, recommend and evaluate on the sub-parser collection ``sub``."""
     p = sub.add_parser(
@@ -393,3 +414,14 @@ def add_commands(sub: Any, types: dict[str, Any]) -> None:
     )
     p.add_argument("--plot", metavar="FILE.png", help="draw each fold's train and test RMSE per epoch")
     p.set_defaults(run=evaluate)
+
+    p = sub.add_parser(
+        "download",
+        help="fetch a MovieLens data set into the cache and print its directory",
+        description="Download the official GroupLens MovieLens archive once (verified by SHA-256) into "
+        "the cache directory (--cache-dir, else $FACTORISE_DATA, else the user cache directory) and "
+        "print the directory holding the files. MovieLens may not be redistributed: see its README.",
+    )
+    p.add_argument("name", choices=["100k", "1m", "latest-small"], help="which data set")
+    p.add_argument("--cache-dir", metavar="DIR", help="cache directory")
+    p.set_defaults(run=download)

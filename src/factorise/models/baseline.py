@@ -115,7 +115,7 @@ class Baseline(RatingModel):
         ``mu``. Chosen on validation splits of training data only (20% of
         MovieLens 100K's u1.base and u2.base held out): of 0.5, 1, 2, 5, 10,
         15 and 25, 2 gave the lowest validation RMSE on both (5 was within
-        0.0006). ``benchmarks/tune_defaults.py`` repeats the search.
+        0.0006). ``benchmarks/tune_baseline.py`` repeats the search.
     user_regularization, item_regularization : float or None, default None
         Separate ``lambda_u`` and ``lambda_i`` (>= 0); ``None`` uses
         ``regularization``.
