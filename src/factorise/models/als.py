@@ -32,9 +32,9 @@ import logging
 import numbers
 from typing import Any, ClassVar
 
-import numba
 import numpy as np
 
+from factorise._threads import check_n_threads, parallel_section
 from factorise._validation import check_positive_float, check_rank
 from factorise.exceptions import DivergenceError
 from factorise.kernels.als import als_half_step
@@ -53,29 +53,6 @@ def _check_non_negative_float(value: object, name: str) -> float:
     if not (np.isfinite(value) and value >= 0):
         raise ValueError(f"{rule}; got {value!r}")
     return value
-
-
-def check_n_threads(n_threads: object) -> int:
-    """Resolve ``n_threads``: ``None`` means every thread numba may use (all cores by default).
-
-    Parameters
-    ----------
-    n_threads : int or None
-        The caller's value.
-
-    Returns
-    -------
-    int
-        The number of threads, >= 1.
-    """
-    if n_threads is None:
-        return int(numba.config.NUMBA_NUM_THREADS)
-    rule = "`n_threads` must be None (all cores) or an integer >= 1"
-    if not isinstance(n_threads, numbers.Integral) or isinstance(n_threads, (bool, np.bool_)):
-        raise TypeError(f"{rule}; got {n_threads!r} of type {type(n_threads).__name__}")
-    if int(n_threads) < 1:
-        raise ValueError(f"{rule}; got {n_threads}")
-    return int(n_threads)
 
 
 def balanced_bounds(indptr: np.ndarray, rank: int, n_chunks: int) -> np.ndarray:
@@ -237,9 +214,7 @@ class ALS(RatingModel):
             out_f, out_b = self.item_factors_, self.item_bias_
             bounds, side = self._item_bounds, "item"
         row_loss = np.empty(indptr.shape[0] - 1, dtype=np.float64)
-        previous = numba.get_num_threads()
-        numba.set_num_threads(min(self._threads, int(numba.config.NUMBA_NUM_THREADS)))
-        try:
+        with parallel_section(self._threads):
             total = als_half_step(
                 indptr,
                 others,
@@ -255,8 +230,6 @@ class ALS(RatingModel):
                 bounds,
                 row_loss,
             )
-        finally:
-            numba.set_num_threads(previous)
         failed = np.flatnonzero(np.isnan(row_loss))
         if failed.size:
             row = int(failed[0])
