@@ -113,6 +113,10 @@ def test_evaluate_test_file_and_plot(tmp_path: Path, data: tuple[Path, Path]) ->
         (["recommend", "nope.npz", "--user", "1"], r"nope.npz: no such model file"),
         (["evaluate", "train.csv", "--folds", "1"], r"--folds: must be an integer >= 2"),
         (["evaluate", "--algo", "baseline"], r"RATINGS is required"),
+        (["fit", "train.csv", "--max-memory", "1K"], r"train.csv: about [0-9,]+ ratings need about .* more than --max-memory 1.0 KB"),
+        (["fit", "train.csv", "--max-memory", "lots"], r"--max-memory: must be a size such as 2G"),
+        (["fit", "train.csv", "--algo", "baseline", "--threads", "2"], r"--threads does not apply to --algo baseline"),
+        (["fit", "train.csv", "--threads", "0"], r"--threads: must be an integer >= 1; got 0"),
     ],
 )
 def test_errors_are_one_line(tmp_path: Path, data: tuple[Path, Path], args: list[str], pattern: str) -> None:
@@ -163,3 +167,20 @@ def test_download_uses_the_cache(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(target)
     assert "100,000 ratings, 943 users, 1,682 items" in result.stderr
+
+
+def test_threads_and_memory_limit_accepted(tmp_path: Path, data: tuple[Path, Path]) -> None:
+    train, _ = data
+    result = run("fit", str(train), "--algo", "als", "--threads", "1", "--max-memory", "4G", "--json", "--epochs", "2")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["params"]["n_threads"] == 1
+
+
+def test_duplicate_warning_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("user,item,rating\n1,1,4\n1,1,5\n2,1,3\n2,2,1\n")
+    result = run("fit", str(path), "--algo", "baseline")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == (
+        f"factorise: warning: {path}: 1 duplicate (user, item) rating(s); kept the last rating of each pair"
+    )

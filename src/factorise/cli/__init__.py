@@ -13,6 +13,7 @@ import argparse
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -144,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+    """Warnings as one line on stderr, without the library's source line."""
+    print(f"factorise: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``factorise`` command; return its exit status."""
     parser = build_parser()
@@ -153,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="factorise: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    warnings.showwarning = _show_warning
     try:
         args.run(args)
     except DivergenceError as exc:

@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -71,6 +72,49 @@ def _fraction(text: str) -> float:
     return value
 
 
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _size(text: str) -> int:
+    """Parse a memory size such as ``2G``, ``500M``, ``1.5GB`` or a plain number of bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    if not match or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"must be a size such as 2G, 500M or 1.5GB; got {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _human(n_bytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n_bytes < 1024 or unit == "GB":
+            return f"{n_bytes:.1f} {unit}" if unit != "B" else f"{n_bytes:.0f} B"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} TB"  # pragma: no cover
+
+
+#: Bytes per rating a fit holds beyond the ratings themselves (12 bytes), by algorithm: index
+#: arrays for the visiting order (sgd), CSR and CSC copies (als), the residual and its
+#: transpose (softimpute), bincount scratch (baseline).
+_BYTES_PER_RATING = {"sgd": 12 + 8, "als": 12 + 2 * 12, "softimpute": 12 + 3 * 12, "baseline": 12 + 8}
+#: What the interpreter, numpy, numba and pyarrow take before any data.
+_RUNTIME_BYTES = 250 * 2**20
+
+
+def check_memory(path: str, algo: str, limit: int | None, *, flag: str = "--max-memory") -> None:
+    """Estimate, before reading, the memory fitting ``path`` needs; refuse if over ``limit``."""
+    if limit is None:
+        return
+    from factorise.data import estimate_n_ratings
+
+    n, exact = estimate_n_ratings(path)
+    need = _RUNTIME_BYTES + n * _BYTES_PER_RATING[algo]
+    logger.info("%s: %d ratings (%s), about %s to fit", path, n, "exact" if exact else "estimated", _human(need))
+    if need > limit:
+        raise ValueError(
+            f"{path}: {'' if exact else 'about '}{n:,} ratings need about {_human(need)} to fit with "
+            f"--algo {algo}, more than {flag} {_human(limit)}; raise {flag} or use a machine with more memory"
+        )
+
+
 def _add_model_options(parser: argparse.ArgumentParser, types: dict[str, Any]) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -84,6 +128,15 @@ def _add_model_options(parser: argparse.ArgumentParser, types: dict[str, Any]) -
     group.add_argument("--lr", type=types["positive"], help="learning rate (sgd)")
     group.add_argument("--reg", type=types["nonneg"], help="regularization (sgd, als, baseline)")
     group.add_argument("--seed", type=types["int0"], help="random seed (default: fresh entropy)")
+    group.add_argument(
+        "--threads", type=types["int1"], help="threads for the parallel kernels (default: all cores)"
+    )
+    group.add_argument(
+        "--max-memory",
+        type=_size,
+        metavar="SIZE",
+        help="refuse, before reading, data whose fit would need more memory than SIZE (e.g. 2G, 500M)",
+    )
     group.add_argument(
         "--param",
         "-p",
@@ -111,6 +164,7 @@ def build_model(args: argparse.Namespace) -> Any:
         "--lr": ("learning_rate", args.lr),
         "--reg": ("regularization", args.reg),
         "--seed": ("random_state", args.seed),
+        "--threads": ("n_threads", args.threads),
     }
     for flag, (name, value) in flags.items():
         if value is None:
@@ -147,6 +201,7 @@ def fit(args: argparse.Namespace) -> None:
     _check_writable_target(args.save, "--save")
     _check_writable_target(args.plot, "--plot")
     model = build_model(args)
+    check_memory(args.ratings, args.algo, args.max_memory)
     ratings = read_ratings(args.ratings)
     validation = None
     train = ratings
@@ -280,10 +335,12 @@ def evaluate(args: argparse.Namespace) -> None:
     elif args.ratings is None:
         raise ValueError("RATINGS is required unless --movielens-splits DIR is given")
     elif args.test:
+        check_memory(args.ratings, args.algo, args.max_memory)
         cv = [(read_ratings(args.ratings), read_ratings(args.test))]
         data = None
         source = f"{args.ratings} / {args.test}"
     else:
+        check_memory(args.ratings, args.algo, args.max_memory)
         data = read_ratings(args.ratings)
         cv = KFold(args.folds, shuffle=True, random_state=args.seed)
         source = str(args.ratings)
