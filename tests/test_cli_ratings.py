@@ -184,3 +184,16 @@ def test_duplicate_warning_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"factorise: warning: {path}: 1 duplicate (user, item) rating(s); kept the last rating of each pair"
     )
+
+
+def test_default_rank_is_lowered_for_small_data_but_explicit_rank_is_checked(tmp_path: Path) -> None:
+    path = tmp_path / "small.csv"
+    rng = np.random.default_rng(0)
+    rows = {(u, i): rng.integers(1, 6) for u, i in zip(rng.integers(0, 30, 400), rng.integers(0, 20, 400))}
+    path.write_text("user,item,rating\n" + "".join(f"{u},{i},{r}\n" for (u, i), r in rows.items()))
+    result = run("fit", str(path), "--json", "--seed", "0")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["params"]["rank"] == 20
+    assert "the default rank 128 is more than these data allow; using rank 20" in result.stderr
+    explicit = run("fit", str(path), "--rank", "25")
+    assert explicit.returncode == 2 and "rank" in explicit.stderr and "25" in explicit.stderr

@@ -167,7 +167,7 @@ def test_same_seed_same_factors_and_another_seed_differs() -> None:
 
 
 def test_history_and_schedule() -> None:
-    train, held, _ = planted(5, n_users=100, n_items=80)
+    train, held, _ = planted(5, n_users=200, n_items=150)  # the default rank needs >= 128 of each
     model = BiasedMF(n_epochs=12, random_state=0).fit(train, validation=held)
     assert model.n_epochs_ == 12 and len(model.history_) == 12
     assert [h["epoch"] for h in model.history_] == list(range(1, 13))

@@ -181,6 +181,17 @@ def build_model(args: argparse.Namespace) -> Any:
     return model.set_params(**settings)
 
 
+def fit_default_rank(model: Any, ratings: Any, args: argparse.Namespace) -> None:
+    """Lower a *default* rank that the data cannot carry (an explicit --rank is kept, and checked)."""
+    params = model.get_params()
+    if args.rank is not None or "rank" not in params or not ratings.n_users:
+        return
+    limit = min(len(np.unique(ratings.users)), len(np.unique(ratings.items)))
+    if params["rank"] > limit:
+        _note(f"the default rank {params['rank']} is more than these data allow; using rank {limit}")
+        model.set_params(rank=limit)
+
+
 def _check_writable_target(path: str | None, flag: str) -> None:
     """Fail before any work if an output file cannot be created."""
     if path is None:
@@ -209,6 +220,7 @@ def fit(args: argparse.Namespace) -> None:
         validation = read_ratings(args.validation)
     elif args.validation_fraction:
         train, validation = train_test_split(ratings, args.validation_fraction, random_state=args.seed)
+    fit_default_rank(model, train, args)
     steps = model.get_params()[type(model)._steps_param]
     with history_progress(steps, quiet=args.quiet, description=args.algo, n_ratings=len(train)) as cb:
         start = time.perf_counter()
@@ -337,11 +349,13 @@ def evaluate(args: argparse.Namespace) -> None:
     elif args.test:
         check_memory(args.ratings, args.algo, args.max_memory)
         cv = [(read_ratings(args.ratings), read_ratings(args.test))]
+        fit_default_rank(model, cv[0][0], args)
         data = None
         source = f"{args.ratings} / {args.test}"
     else:
         check_memory(args.ratings, args.algo, args.max_memory)
         data = read_ratings(args.ratings)
+        fit_default_rank(model, data, args)
         cv = KFold(args.folds, shuffle=True, random_state=args.seed)
         source = str(args.ratings)
     n_folds = len(cv) if isinstance(cv, list) or hasattr(cv, "__len__") else args.folds
