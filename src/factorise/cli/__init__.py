@@ -3,7 +3,7 @@
 Sub-commands: ``demo`` (the lab exercise on embedded data), ``compare``
 (every method against the SVD optimum on a dense matrix file),
 ``complete`` (fill the missing cells of a CSV), and on rating data ``fit``,
-``predict``, ``recommend`` and ``evaluate``. Errors print one line and
+``predict``, ``recommend``, ``evaluate``, ``download`` and ``synth``. Errors print one line and
 exit non-zero: 2 for bad input, 1 when a fit diverged.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from factorise import __version__
-from factorise.cli import _commands, _ratings
+from factorise.cli import _commands, _ratings, _synth
 from factorise.exceptions import DivergenceError
 
 __all__ = ["main", "build_parser"]
@@ -132,16 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sgd_options(complete, seed_default=None)
     complete.set_defaults(run=_commands.complete)
 
-    _ratings.add_commands(
-        sub,
-        {
-            "int0": _integer_at_least(0),
-            "int1": _integer_at_least(1),
-            "int2": _integer_at_least(2),
-            "positive": _positive_float,
-            "nonneg": _non_negative_float,
-        },
-    )
+    types = {
+        "int0": _integer_at_least(0),
+        "int1": _integer_at_least(1),
+        "int2": _integer_at_least(2),
+        "positive": _positive_float,
+        "nonneg": _non_negative_float,
+    }
+    _ratings.add_commands(sub, types)
+    _synth.add_command(sub, types)
     return parser
 
 

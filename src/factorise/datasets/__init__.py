@@ -1,4 +1,4 @@
-"""Data sets that ship with factorise (small, embedded) or that it can fetch."""
+"""Data sets that ship with factorise (small, embedded), that it can fetch, or that it plants."""
 
 from factorise.datasets._lab import lab_mask, lab_matrix
 from factorise.datasets.movielens import (
@@ -8,6 +8,7 @@ from factorise.datasets.movielens import (
     default_cache_dir,
     load_movielens,
 )
+from factorise.datasets.synthetic import SyntheticRatings, held_out_path, synthetic_ratings, write_ratings
 
 __all__ = [
     "lab_matrix",
@@ -17,4 +18,8 @@ __all__ = [
     "default_cache_dir",
     "MOVIELENS_SHA256",
     "MOVIELENS_URLS",
+    "SyntheticRatings",
+    "held_out_path",
+    "synthetic_ratings",
+    "write_ratings",
 ]
