@@ -1,0 +1,163 @@
+"""The scale benchmark (benchmarks/scale.py) and its C reference loop (benchmarks/kernel_vs_c.py).
+
+The C loop is compiled with gcc. Without gcc these tests skip, except in CI
+(``CI=true``), where they fail: CI machines have gcc.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+from conftest import IN_CI
+
+from factorise.kernels import sgd_ratings_reference
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _require_gcc() -> None:
+    if shutil.which("gcc") is None:
+        message = "gcc is not on the PATH: the C reference loop of benchmarks/sgd_loop.c cannot be built"
+        if IN_CI:
+            pytest.fail(f"{message}; CI must have gcc")
+        pytest.skip(message)
+
+
+def _load(name: str) -> ModuleType:
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def kernel_vs_c() -> ModuleType:
+    return _load("kernel_vs_c")
+
+
+@pytest.fixture(scope="module")
+def c_loops(kernel_vs_c: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Callable[..., float]]:
+    """Both builds of the C loop, compiled once for the module."""
+    _require_gcc()
+    directory = tmp_path_factory.mktemp("sgd_loop")
+    return {
+        label: kernel_vs_c.load_c_loop(kernel_vs_c.compile_c_loop(directory, flags, name=f"loop{n}"))
+        for n, (label, flags) in enumerate(kernel_vs_c.C_VARIANTS.items())
+    }
+
+
+def _random_problem(kernel_vs_c: ModuleType, seed: int, rank: int) -> object:
+    """A small problem: few users and items, so the sweep revisits them often."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items, n = int(rng.integers(2, 30)), int(rng.integers(2, 30)), int(rng.integers(1, 400))
+    users = rng.integers(0, n_users, n)
+    items = rng.integers(0, n_items, n)
+    values = rng.normal(3.0, 1.2, n)
+    return kernel_vs_c.kernel_problem(users, items, values, n_users, n_items, rank, random_state=seed)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_c_loop_follows_the_documented_update(
+    kernel_vs_c: ModuleType, c_loops: dict[str, Callable[..., float]], seed: int
+) -> None:
+    """Each C build matches the slow, obvious reference of the kernel on small random problems."""
+    rank = [1, 3, 10, 32][seed % 4]
+    problem = _random_problem(kernel_vs_c, seed, rank)
+    _, sse_ref, reference = problem.run(sgd_ratings_reference.sgd_ratings_epoch)
+    for label, loop in c_loops.items():
+        _, sse, model = problem.run(loop)
+        assert sse == pytest.approx(sse_ref, rel=1e-4), label
+        for got, want in zip(model, reference):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=label)
+
+
+def test_c_loop_rejects_wrong_arrays(kernel_vs_c: ModuleType, c_loops: dict[str, Callable[..., float]]) -> None:
+    problem = _random_problem(kernel_vs_c, 0, 4)
+    loop = next(iter(c_loops.values()))
+    bu, bi, P, Q = problem.fresh_model()
+    with pytest.raises(TypeError, match="`P` must be a C-contiguous float32 array; got float64"):
+        loop(problem.users, problem.items, problem.values, problem.order, problem.mu, bu, bi,
+             P.astype(np.float64), Q, *problem.rates)  # fmt: skip
+    with pytest.raises(TypeError, match="`order` must be a C-contiguous int64 array"):
+        loop(problem.users, problem.items, problem.values, problem.order[::-1], problem.mu, bu, bi,
+             P, Q, *problem.rates)  # fmt: skip
+
+
+def test_agreement_check_sees_a_different_update(
+    kernel_vs_c: ModuleType, c_loops: dict[str, Callable[..., float]]
+) -> None:
+    """The same loop agrees with the kernel; one whose learning rate is 2% off does not."""
+    rng = np.random.default_rng(1)
+    n_users, n_items, n = 300, 100, 20_000
+    users, items = rng.integers(0, n_users, n), rng.integers(0, n_items, n)
+    values = rng.normal(3.5, 1.0, n)
+    problem = kernel_vs_c.kernel_problem(users, items, values, n_users, n_items, 8)
+    loop = c_loops["C -O3"]
+
+    def lr_off(*args: object) -> float:
+        args = list(args)
+        args[9] = np.float32(args[9] * 1.02)  # lr
+        return loop(*args)
+
+    def bias_lr_off(*args: object) -> float:
+        args = list(args)
+        args[11] = np.float32(args[11] * 1.02)  # lr_bias
+        return loop(*args)
+
+    same = kernel_vs_c.compare_kernels(problem, {"C": loop}, repeats=1)
+    assert same.agrees
+    assert same.relative_diff("C") < kernel_vs_c.AGREEMENT_TOLERANCE
+    for changed in (lr_off, bias_lr_off):
+        result = kernel_vs_c.compare_kernels(problem, {"changed": changed}, repeats=1)
+        assert not result.agrees, changed.__name__
+
+
+@pytest.mark.slow
+def test_scale_benchmark_quick_runs() -> None:
+    """``scale.py --quick`` exits 0, the kernel and C agree, and the models learn the planted ratings."""
+    _require_gcc()
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "scale.py"), "--quick"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "agreement check: passed" in out
+    kernel_rows = [line for line in out.splitlines() if re.match(r"\| (10|32) \|", line)]
+    assert len(kernel_rows) == 2, out
+    floor = float(re.search(r"scores RMSE ([0-9]+\.[0-9]+) on the held-out ratings", out).group(1))
+    sigma = float(re.search(r"sigma = ([0-9]+\.[0-9]+)", out).group(1))
+    ours = [line.split("|") for line in out.splitlines() if line.startswith("| factorise BiasedMF")]
+    theirs = [line.split("|") for line in out.splitlines() if line.startswith("| LibMF")]
+    assert len(ours) >= 1 and len(theirs) >= 1, out
+    # no predictor beats the planted noise (up to sampling: 12,000 held-out ratings), and a
+    # fitted model beats predicting the mean (RMSE about sigma); BiasedMF by a margin
+    for row in ours:
+        assert 0.95 * floor < float(row[2]) < 0.9 * sigma, row
+        assert math.isfinite(float(row[3])) and float(row[3]) >= 0
+    for row in theirs:
+        if importlib.util.find_spec("libmf") is not None:
+            assert 0.95 * floor < float(row[2]) < sigma, row
+        elif IN_CI:
+            pytest.fail("libmf is not installed; CI must install the bench extra")
+        else:
+            assert "unavailable" in row[2], row
