@@ -17,7 +17,6 @@ line number (``ratings.csv, line 17: rating 'x' is not a number``).
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
 import numbers
@@ -34,14 +33,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from factorise.data._ratings import IdMap, Ratings
+from factorise.data._ratings import IdMap, Ratings, _IdEncoder, _owned_deduplicated, _shrink
 
 __all__ = ["as_ratings", "read_pairs", "read_ratings"]
 
 logger = logging.getLogger(__name__)
 
 #: Default bytes of text per block (pyarrow ``block_size``).
-DEFAULT_CHUNK_SIZE = 1 << 24
+DEFAULT_CHUNK_SIZE = 1 << 22
 
 _ROLES = ("user", "item", "rating", "timestamp")
 _REQUIRED = ("user", "item", "rating")
@@ -84,6 +83,8 @@ _NAMES: dict[str, frozenset[str]] = {
     "timestamp": frozenset({"timestamp", "time", "ts", "unixtime", "unixtimestamp", "unixreviewtime", "epoch"}),
 }
 
+#: Parquet row groups of at most this many rows are read whole, larger ones in batches.
+_WHOLE_ROW_GROUP = 1 << 21
 _PARQUET_SUFFIXES = frozenset({".parquet", ".pq", ".parq"})
 _COMPRESSION_SUFFIXES = frozenset({".gz", ".bz2", ".zst", ".lz4", ".br"})
 _SAMPLE_BYTES = 1 << 16
@@ -165,8 +166,9 @@ def read_ratings(
         ``"csv"`` for any delimited text, ``"parquet"`` for Parquet. Detected
         when not given.
     chunk_size : int, optional
-        Bytes of text parsed per block (Parquet: about ``chunk_size // 32``
-        rows per batch). A line must fit in one block.
+        Bytes of text parsed per block (Parquet: row groups of more than
+        2M rows are read in batches of about ``chunk_size // 32`` rows). A
+        line must fit in one block.
 
     Returns
     -------
@@ -553,6 +555,7 @@ class _Layout:
     columns: dict[str, int]
     id_kinds: dict[str, str] = field(default_factory=dict)  # role -> "int" | "str"
     padded: bool = False  # fields padded with spaces around the separator
+    line_bytes: float = 0.0  # mean length of the sampled lines, newline included (for sizing arrays)
 
     @property
     def delimiter(self) -> str:
@@ -765,6 +768,7 @@ def _sniff(
         columns=columns,
         id_kinds=id_kinds,
         padded=padded,
+        line_bytes=sum(len(line.encode("utf-8", errors="surrogateescape")) + 1 for line in lines) / len(lines),
     )
 
 
@@ -784,54 +788,84 @@ def _looks_like_header(rows: list[list[str]]) -> bool:
 # ---------------------------------------------------------------------------
 
 
-class _LineRewriter(io.RawIOBase):
-    """A byte stream rewriting whole lines (separator clean-up) before pyarrow parses them."""
+def _segments(file: Path, layout: _Layout, size: int) -> Iterator[pa.Buffer]:
+    """The data lines of a text file in pieces of at most about ``size`` bytes, each ending with a line.
 
-    def __init__(self, stream: Any, transform: Callable[[bytes], bytes], block: int) -> None:
-        super().__init__()
-        self._stream = stream
-        self._transform = transform
-        self._block = max(block, 1 << 16)
-        self._carry = b""
-        self._out = bytearray()
-        self._eof = False
-
-    def readable(self) -> bool:
-        return True
-
-    def _fill(self) -> None:
-        data = self._stream.read(self._block)
-        if not data:
-            self._eof = True
-            if self._carry:
-                self._out += self._transform(self._carry)
-                self._carry = b""
-            return
-        data = self._carry + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._carry = data
-            return
-        self._carry = data[cut + 1 :]
-        self._out += self._transform(data[: cut + 1])
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._out and not self._eof:
-            self._fill()
-        n = min(len(buffer), len(self._out))
-        buffer[:n] = self._out[:n]
-        del self._out[:n]
-        return n
-
-    def close(self) -> None:
-        self._stream.close()
-        super().close()
-
-
-def _open_text(file: Path, layout: _Layout, block: int) -> Any:
-    stream = _open_stream(file)
+    The lines before the data (blank lines, the header) are left out, and the
+    layout's rewrite (separator clean-up) is applied. pyarrow's CSV reader is
+    given one piece at a time: on a whole file it reads up to 32 blocks ahead
+    on a background thread, so a large file would be held as text (hundreds of
+    MB) while its table is built. Pieces are slices of the blocks read (no
+    copy) except for the line that spans two blocks, passed on by itself. A
+    line longer than twice ``size`` is passed on whole, for pyarrow to report
+    as longer than a block.
+    """
     transform = layout.transform()
-    return stream if transform is None else _LineRewriter(stream, transform, block)
+
+    def piece(data: Any) -> pa.Buffer:
+        if transform is not None:
+            return pa.py_buffer(transform(data.to_pybytes() if isinstance(data, pa.Buffer) else bytes(data)))
+        return data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+
+    with _open_stream(file) as stream:
+        carry = _skip_lines(stream, layout.skip_rows)  # the start of a line (bytes)
+        while True:
+            block = stream.read_buffer(size)
+            if block.size == 0:
+                break
+            first = _newline(block, last=False)
+            if first < 0:  # the line in carry goes on
+                carry += block.to_pybytes()
+                if len(carry) > 2 * size:
+                    yield piece(carry)  # no newline in two blocks: pyarrow raises
+                    carry = b""
+                continue
+            last = _newline(block, last=True)
+            if carry:
+                yield piece(carry + block.slice(0, first + 1).to_pybytes())
+                if last > first:
+                    yield piece(block.slice(first + 1, last - first))
+            else:
+                yield piece(block.slice(0, last + 1))
+            carry = block.slice(last + 1).to_pybytes()
+            del block
+        if carry:
+            yield piece(carry)
+
+
+def _skip_lines(stream: Any, n_lines: int) -> bytes:
+    """Read past the first ``n_lines`` lines of ``stream``; return what was read of the rest."""
+    data = b""
+    while n_lines:
+        cut = data.find(b"\n")
+        if cut >= 0:
+            data = data[cut + 1 :]
+            n_lines -= 1
+            continue
+        more = stream.read(_SAMPLE_BYTES)
+        if not more:
+            return b""
+        data += more
+    return data
+
+
+def _newline(buffer: pa.Buffer, *, last: bool) -> int:
+    """Position of the first (or last) newline byte in ``buffer``; -1 if none."""
+    n = buffer.size
+    window = 1 << 12
+    while True:
+        if last:
+            start = max(0, n - window)
+            found = buffer.slice(start, n - start).to_pybytes().rfind(b"\n")
+            if found >= 0:
+                return start + found
+        else:
+            found = buffer.slice(0, min(n, window)).to_pybytes().find(b"\n")
+            if found >= 0:
+                return found
+        if window >= n:
+            return -1
+        window *= 8
 
 
 def _numbered_lines(file: Path, layout: _Layout) -> Iterator[tuple[int, bytes]]:
@@ -924,8 +958,8 @@ def _read_text_pass(
 
     read_options = pa_csv.ReadOptions(
         column_names=[f"f{p}" for p in range(layout.n_physical)],
-        skip_rows=layout.skip_rows,
         block_size=chunk_size,
+        use_threads=False,  # one block parsed at a time (_segments leaves out the lines before the data)
     )
     parse_options = pa_csv.ParseOptions(
         delimiter=layout.delimiter,
@@ -940,13 +974,17 @@ def _read_text_pass(
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
     )
-    columns = target.collector(source)
+    columns = target.collector(source, _expected_rows(file, layout))
     offset = 0
     try:
-        with _open_text(file, layout, chunk_size) as stream:
+        for piece in _segments(file, layout, chunk_size):
             reader = pa_csv.open_csv(
-                stream, read_options=read_options, parse_options=parse_options, convert_options=convert_options
+                pa.BufferReader(piece),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
             )
+            del piece
             for batch in reader:
                 for name in separators:
                     text = batch.column(name)
@@ -988,6 +1026,15 @@ def _read_text_pass(
         what = " (only a header line)" if layout.names is not None else ""
         raise ValueError(f"{source}: no {target.noun}{what}")
     return columns.build()
+
+
+def _expected_rows(file: Path, layout: _Layout) -> int | None:
+    """About how many data rows a text file holds, on the generous side; None when compressed."""
+    if file.suffix.lower() in _COMPRESSION_SUFFIXES or layout.line_bytes <= 0:
+        return None
+    size = file.stat().st_size
+    # a data line has at least two separated fields and a newline: 4 bytes
+    return min(int(size / layout.line_bytes * 1.2) + 1024, size // 4 + 1)
 
 
 def _check_strings(arrays: dict[str, pa.Array], layout: _Layout, offset: int) -> None:
@@ -1054,31 +1101,32 @@ class _Collector(Protocol[_T_co]):
     def build(self) -> _T_co: ...
 
 
-class _IdColumns:
-    """Per-batch arrays of user and item ids (arrow int64 or strings), checked on arrival."""
+def _check_ids(arrays: Mapping[str, pa.Array], offset: int) -> None:
+    """No missing user or item id in a batch (null, or an empty string)."""
+    for role in ("user", "item"):
+        array = arrays[role]
+        _no_nulls(array, f"missing {role} id", offset)
+        if not pa.types.is_integer(array.type):
+            empty = pc.equal(array, "")
+            if pc.any(empty).as_py():
+                row = int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
+                raise _BadValue(offset + row, f"missing {role} id")
 
-    def __init__(self, source: str) -> None:
+
+class _PairColumns:
+    """(user, item) ids of every row, kept in order, duplicates and all."""
+
+    def __init__(self, source: str, expected_rows: int | None = None) -> None:
         self.source = source
         self.ids: dict[str, list[pa.Array]] = {"user": [], "item": []}
         self.n_rows = 0
 
     def add(self, arrays: Mapping[str, pa.Array], offset: int) -> None:
+        _check_ids(arrays, offset)
         for role in ("user", "item"):
             array = arrays[role]
-            _no_nulls(array, f"missing {role} id", offset)
-            if pa.types.is_integer(array.type):
-                self.ids[role].append(pc.cast(array, pa.int64()))
-            else:
-                empty = pc.equal(array, "")
-                if pc.any(empty).as_py():
-                    row = int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
-                    raise _BadValue(offset + row, f"missing {role} id")
-                self.ids[role].append(array)
+            self.ids[role].append(pc.cast(array, pa.int64()) if pa.types.is_integer(array.type) else array)
         self.n_rows += len(arrays["user"])
-
-
-class _PairColumns(_IdColumns):
-    """(user, item) ids of every row, kept in order, duplicates and all."""
 
     def build(self) -> tuple[np.ndarray, np.ndarray]:
         if self.n_rows == 0:
@@ -1086,43 +1134,83 @@ class _PairColumns(_IdColumns):
         return _raw_ids(self.ids["user"]), _raw_ids(self.ids["item"])
 
 
-class _RatingColumns(_IdColumns):
-    """Per-batch arrays of ids, ratings and timestamps, checked on arrival."""
+class _RatingColumns:
+    """Ratings written batch by batch into the arrays of the result, checked on arrival.
 
-    def __init__(self, source: str) -> None:
-        super().__init__(source)
-        self.values: list[np.ndarray] = []
-        self.timestamps: list[np.ndarray] | None = None
+    Ids become int32 codes at once (:class:`~factorise.data._ratings._IdEncoder`)
+    and ratings float32, so a rating costs 12 bytes (20 with a timestamp)
+    however the file spells it; a batch's own arrays are dropped after it.
+    The arrays are allocated for ``expected_rows`` (exact for Parquet, an
+    estimate for text; allocated pages that are never written cost no
+    memory), grown by a quarter when full, and cut to size at the end, all by
+    reallocation, which moves no data for arrays this large.
+    """
+
+    def __init__(self, source: str, expected_rows: int | None = None) -> None:
+        self.source = source
+        self.n_rows = 0
+        capacity = max(int(expected_rows or 0), 0)
+        self.users = np.empty(capacity, dtype=np.int32)
+        self.items = np.empty(capacity, dtype=np.int32)
+        self.values = np.empty(capacity, dtype=np.float32)
+        self.timestamps: np.ndarray | None = None
+        self.encoders = {"user": _IdEncoder(), "item": _IdEncoder()}
+
+    def _columns(self) -> list[np.ndarray]:
+        return [self.users, self.items, self.values] + ([] if self.timestamps is None else [self.timestamps])
+
+    def _reserve(self, n_rows: int) -> None:
+        """Room for ``n_rows`` rows in every array."""
+        capacity = self.values.shape[0]
+        if n_rows <= capacity:
+            return
+        capacity = max(n_rows, capacity + capacity // 4)
+        for array in self._columns():
+            array.resize(capacity, refcheck=False)  # the arrays are ours alone; no view of them is kept
 
     def add(self, arrays: Mapping[str, pa.Array], offset: int) -> None:
-        super().add(arrays, offset)
+        _check_ids(arrays, offset)
         rating = arrays["rating"]
         _no_nulls(rating, "missing rating", offset)
+        start, stop = self.n_rows, self.n_rows + len(rating)
+        self._reserve(stop)
         values64 = rating.to_numpy(zero_copy_only=False)
+        values = self.values[start:stop]
         with np.errstate(over="ignore"):
-            values = values64.astype(np.float32)
+            values[...] = values64
         finite = np.isfinite(values)
         if not finite.all():
             row = int(np.flatnonzero(~finite)[0])
             raw = float(values64[row])
             detail = "out of the float32 range" if math.isfinite(raw) else "not a finite number"
             raise _BadValue(offset + row, f"rating {raw!r} is {detail}")
-        self.values.append(values)
-        if "timestamp" in arrays:
-            stamps = arrays["timestamp"]
+        del values, values64, finite
+        stamps = arrays.get("timestamp")
+        if stamps is not None:
             _no_nulls(stamps, "missing timestamp", offset)
             if self.timestamps is None:
-                self.timestamps = []
-            self.timestamps.append(stamps.to_numpy(zero_copy_only=False).astype(np.int64, copy=False))
+                self.timestamps = np.empty(self.values.shape[0], dtype=np.int64)
+            self.timestamps[start:stop] = stamps.to_numpy(zero_copy_only=False)
+        self.encoders["user"].add(arrays["user"], self.users, start)
+        self.encoders["item"].add(arrays["item"], self.items, start)
+        self.n_rows = stop
 
     def build(self) -> Ratings:
-        if not self.values or sum(v.shape[0] for v in self.values) == 0:
+        if self.n_rows == 0:
             raise ValueError(f"{self.source}: no ratings")
-        user_map, users = _id_map(self.ids["user"])
-        item_map, items = _id_map(self.ids["item"])
-        values = np.concatenate(self.values)
-        stamps = None if self.timestamps is None else np.concatenate(self.timestamps)
-        return Ratings(users, items, values, user_map, item_map, stamps, self.source).deduplicated()
+        pa.default_memory_pool().release_unused()  # what pyarrow kept of the batches, before more is needed
+        n = self.n_rows
+        users, items, values = (_shrink(a, n) for a in (self.users, self.items, self.values))
+        stamps = None if self.timestamps is None else _shrink(self.timestamps, n)
+        self.users = self.items = self.values = np.empty(0)
+        self.timestamps = None
+        user_map = self.encoders["user"].finish(users)
+        item_map = self.encoders["item"].finish(items)
+        ratings = Ratings(users, items, values, user_map, item_map, stamps, self.source)
+        del users, items, values, stamps
+        # the warning points at the caller of read_ratings: build < _read_text_pass/_read_columnar <
+        # _read_text/_read_parquet < _read_file < read_ratings < caller
+        return _owned_deduplicated(ratings, stacklevel=6)
 
 
 @dataclass(frozen=True)
@@ -1133,7 +1221,7 @@ class _Target(Generic[_R]):
     roles: tuple[str, ...]  # roles read: the required ones and optional ones (timestamp)
     noun: str  # what the records are, for messages: "ratings", "pairs"
     columns_rule: str  # the rule for the `columns` option
-    collector: Callable[[str], _Collector[_R]]
+    collector: Callable[[str, int | None], _Collector[_R]]  # (source, expected number of rows)
 
     @property
     def need(self) -> str:
@@ -1181,24 +1269,6 @@ def _raw_ids(chunks: list[pa.Array]) -> np.ndarray:
     return np.asarray(ids.to_numpy().astype(str))
 
 
-def _id_map(chunks: list[pa.Array]) -> tuple[IdMap, np.ndarray]:
-    """The id map and int32 indices of ids arriving in chunks (arrow int64 or string arrays).
-
-    Hashing (pyarrow) finds the distinct ids; only those are sorted, as
-    :meth:`IdMap.from_raw` would order them.
-    """
-    ids_chunked = pa.chunked_array(chunks)
-    distinct = pc.unique(ids_chunked)
-    if len(distinct) > np.iinfo(np.int32).max:
-        raise ValueError(f"too many distinct ids ({len(distinct)}); at most {np.iinfo(np.int32).max}")
-    position = pc.index_in(ids_chunked, value_set=distinct).to_numpy()
-    ids = _raw_ids([distinct])
-    order = np.argsort(ids, kind="stable")
-    rank = np.empty(len(ids), dtype=np.int32)
-    rank[order] = np.arange(len(ids), dtype=np.int32)
-    return IdMap(ids[order]), rank[position]
-
-
 # ---------------------------------------------------------------------------
 # Parquet, pyarrow Tables, pandas DataFrames
 # ---------------------------------------------------------------------------
@@ -1210,7 +1280,7 @@ def _read_parquet(
     from pyarrow import parquet as pq
 
     try:
-        parquet = pq.ParquetFile(str(file))
+        parquet = pq.ParquetFile(str(file), buffer_size=1 << 20)  # column chunks read in pieces
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"{source}: not a readable Parquet file: {exc}") from None
     with parquet:
@@ -1218,12 +1288,30 @@ def _read_parquet(
         batch_rows = max(1024, chunk_size // 32)
 
         def fetch(positions: list[int]) -> Iterator[list[Any]]:
+            # A row group of moderate size is read whole (pyarrow's batch iterator holds more memory
+            # beside it); a large one in batches.
             names = [schema.names[j] for j in positions]
-            for batch in parquet.iter_batches(batch_size=batch_rows, columns=names):
-                yield [batch.column(k) for k in range(len(names))]
+            for group in range(parquet.metadata.num_row_groups):
+                if parquet.metadata.row_group(group).num_rows <= max(batch_rows, _WHOLE_ROW_GROUP):
+                    batches = parquet.read_row_group(group, columns=names, use_threads=False).to_batches()
+                else:
+                    batches = parquet.iter_batches(
+                        batch_size=batch_rows, row_groups=[group], columns=names, use_threads=False
+                    )
+                for batch in batches:
+                    yield [batch.column(k) for k in range(len(names))]
+                del batches
 
         try:
-            return _read_columnar(list(schema.names), lambda j: schema.field(j).type, fetch, request, source, target)
+            return _read_columnar(
+                list(schema.names),
+                lambda j: schema.field(j).type,
+                fetch,
+                request,
+                source,
+                target,
+                parquet.metadata.num_rows,
+            )
         except (pa.ArrowException, OSError) as exc:
             raise ValueError(f"{source}: cannot read the Parquet file: {exc}") from None
 
@@ -1235,7 +1323,9 @@ def _from_table(table: pa.Table | pa.RecordBatch, kwargs: dict[str, Any]) -> Rat
         yield [table.column(j) for j in positions]
 
     names = [str(n) for n in table.schema.names]
-    return _read_columnar(names, lambda j: table.schema.field(j).type, fetch, request, type(table).__name__, _RATINGS)
+    return _read_columnar(
+        names, lambda j: table.schema.field(j).type, fetch, request, type(table).__name__, _RATINGS, table.num_rows
+    )
 
 
 def _table_options(kwargs: dict[str, Any], what: str) -> dict[str, str | int] | None:
@@ -1265,7 +1355,7 @@ def _from_frame(frame: Any, kwargs: dict[str, Any]) -> Ratings:
         yield [column(j) for j in positions]
 
     names = [str(c) for c in frame.columns]
-    return _read_columnar(names, lambda j: column(j).type, fetch, request, "DataFrame", _RATINGS)
+    return _read_columnar(names, lambda j: column(j).type, fetch, request, "DataFrame", _RATINGS, len(frame))
 
 
 def _read_columnar(
@@ -1275,10 +1365,12 @@ def _read_columnar(
     request: dict[str, str | int] | None,
     source: str,
     target: _Target[_R],
+    n_rows: int | None = None,
 ) -> _R:
     """Ratings or pairs from columnar data with typed columns (Parquet, a Table, a DataFrame).
 
-    ``fetch(positions)`` yields batches: lists of arrays, one per position.
+    ``fetch(positions)`` yields batches: lists of arrays, one per position;
+    ``n_rows`` is their total length when known.
     """
 
     def integer_like(j: int) -> bool:
@@ -1298,7 +1390,7 @@ def _read_columnar(
             raise ValueError(f"{source}: column {names[j]!r} ({role}) has type {t}; {_KIND_RULE[role]}")
         kinds[role] = kind
     roles = list(columns)
-    acc = target.collector(source)
+    acc = target.collector(source, n_rows)
     offset = 0
     try:
         for arrays in fetch([columns[r] for r in roles]):
@@ -1349,7 +1441,7 @@ def _column_kind(role: str, t: pa.DataType) -> str | None:
 
 
 def _convert(array: Any, role: str, kind: str, offset: int) -> pa.Array:
-    """One column of a batch as int64/string ids, float64 ratings or int64 timestamps."""
+    """One column of a batch as int64/string ids, float32/float64 ratings or int64 timestamps."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_dictionary(array.type):
@@ -1373,6 +1465,8 @@ def _convert(array: Any, role: str, kind: str, offset: int) -> pa.Array:
     if kind == "time":
         return pc.cast(pc.cast(array, pa.timestamp("s", tz=array.type.tz), safe=False), pa.int64())
     if kind == "number":
+        if pa.types.is_float32(array.type) or pa.types.is_float64(array.type):
+            return array  # converted to float32 where it is stored
         return pc.cast(array, pa.float64(), safe=False)
     # text-number
     row = _first_unconvertible(array.fill_null("0"), pa.float64())
