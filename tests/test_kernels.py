@@ -144,3 +144,23 @@ def test_rating_prediction_kernels_match_reference(seed: int) -> None:
     sse = rk.sum_squared_error(users, items, values, mu, bu, bi, P, Q, 1.0, 5.0)
     assert sse == pytest.approx(reference.sum_squared_error(users, items, values, mu, bu, bi, P, Q, 1.0, 5.0), rel=1e-4)
     assert sse == pytest.approx(float(np.sum((values - np.clip(slow, 1, 5)) ** 2)), rel=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_grouping_kernel_matches_stable_sort(seed: int) -> None:
+    from factorise.kernels import grouping, grouping_reference
+
+    rng = np.random.default_rng(seed)
+    n_groups = int(rng.integers(1, 30))
+    keys = rng.integers(0, n_groups, int(rng.integers(0, 300))).astype(np.int32)
+    others = rng.integers(0, 1000, keys.size).astype(np.int32)
+    values = rng.random(keys.size).astype(np.float32)
+    indptr = np.empty(n_groups + 1, dtype=np.int64)
+    grouping.group_counts(keys, n_groups, indptr)
+    for data in (others, values):
+        out = np.empty_like(data)
+        grouping.group_fill(keys, data, indptr, out, np.empty(n_groups, dtype=np.int64))
+        ref_indptr, ref = grouping_reference.group(keys, data, n_groups)
+        np.testing.assert_array_equal(indptr, ref_indptr)
+        np.testing.assert_array_equal(out, ref)
+        assert out.dtype == data.dtype

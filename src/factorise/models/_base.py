@@ -32,6 +32,7 @@ from factorise._validation import check_non_negative_int, check_random_state
 from factorise.data import IdMap, Ratings
 from factorise.exceptions import DivergenceError
 from factorise.io import atomic_write
+from factorise.kernels import grouping
 from factorise.kernels import ratings as rk
 
 __all__ = ["RatingModel", "TrainData", "Recommendations", "load_model", "FORMAT_VERSION"]
@@ -97,12 +98,22 @@ class TrainData:
         return self._by_item
 
 
+def _indptr(keys: np.ndarray, n: int) -> np.ndarray:
+    indptr = np.empty(n + 1, dtype=np.int64)
+    grouping.group_counts(keys, n, indptr)
+    return indptr
+
+
+def _grouped(keys: np.ndarray, others: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    out = np.empty_like(others)
+    grouping.group_fill(keys, others, indptr, out, np.empty(indptr.shape[0] - 1, dtype=np.int64))
+    return out
+
+
 def _group(keys: np.ndarray, others: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-    order = np.argsort(keys, kind="stable")
-    counts = np.bincount(keys, minlength=n)
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    return indptr, np.ascontiguousarray(others[order]), np.ascontiguousarray(values[order])
+    """CSR-style grouping by a stable counting sort, into int32/float32 arrays (no int64 order)."""
+    indptr = _indptr(keys, n)
+    return indptr, _grouped(keys, others, indptr), _grouped(keys, values, indptr)
 
 
 def as_training_ratings(data: Any, name: str = "ratings") -> Ratings:
@@ -269,8 +280,11 @@ class RatingModel:
             if converged:
                 break
         self.n_epochs_ = len(self.history_)
-        indptr, rated, _ = data.by_user()
-        self._rated_indptr, self._rated_items = indptr, rated
+        if data._by_user is not None:
+            self._rated_indptr, self._rated_items = data._by_user[0], data._by_user[1]
+        else:  # only the items are needed, not the values
+            self._rated_indptr = _indptr(data.users, data.n_users)
+            self._rated_items = _grouped(data.users, data.items, self._rated_indptr)
         return self
 
     def _state(self) -> tuple[np.ndarray, ...]:
