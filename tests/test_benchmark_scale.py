@@ -137,7 +137,7 @@ def test_scale_benchmark_quick_runs() -> None:
         check=False,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout

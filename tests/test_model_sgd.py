@@ -203,7 +203,9 @@ def test_model_forwards_every_parameter_to_the_kernel(monkeypatch: pytest.Monkey
         "init_std": 0.05,
     }
     model = BiasedMF(random_state=0, **params).fit(train)
-    assert model.get_params() == {**params, "patience": None, "random_state": 0}
+    assert model.get_params() == {
+        **params, "patience": None, "random_state": 0, "n_threads": None, "n_blocks": None, "dtype": "float32"
+    }
     sigma = float(np.std(train.values.astype(np.float64)))
     assert len(calls) == 4
     for t, (users, items, values, order, mu, lr, reg, lr_bias, reg_bias) in enumerate(calls, start=1):
@@ -406,6 +408,7 @@ def test_a_non_finite_value_anywhere_stops_the_fit() -> None:
         n_items=train.n_items,
         global_mean=model.global_mean_,
     )
+    model._initialize(data, np.random.default_rng(0))  # the fit's scratch, released after fit
     user = int(train.users[0])
     model.user_bias_[user] = np.inf
     with pytest.raises(DivergenceError, match="NaN or infinite"):
@@ -440,3 +443,38 @@ def test_movielens_u1_defaults_beat_the_published_svd() -> None:
     error = float(np.sqrt(np.mean((pred - test_rows[:, 2]) ** 2)))
     # Surprise's SVD with its defaults scores about 0.94 on these splits; the biases alone about 0.95
     assert error < 0.93, error
+
+
+def test_block_parallel_fit_is_deterministic_and_thread_independent() -> None:
+    """Past the size threshold the fit runs block-parallel: same seed -> same model, any thread count."""
+    rng = np.random.default_rng(3)
+    n = 140_000  # over 2000 * 8**2 ratings: the block engine
+    users = rng.integers(0, 3000, n)
+    items = rng.integers(0, 800, n)
+    values = np.clip(3 + rng.normal(0, 1, n), 1, 5)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate pairs
+        ratings = Ratings.from_raw(users, items, values)
+    fits = [
+        BiasedMF(rank=8, n_epochs=2, random_state=5, n_threads=t).fit(ratings) for t in (1, 2, 1)
+    ]
+    for other in fits[1:]:
+        for name in ("user_bias_", "item_bias_", "user_factors_", "item_factors_"):
+            np.testing.assert_array_equal(getattr(fits[0], name), getattr(other, name))
+    serial_like = BiasedMF(rank=8, n_epochs=2, random_state=5, n_blocks=1, n_threads=1).fit(ratings)
+    assert not np.array_equal(serial_like.user_factors_, fits[0].user_factors_)  # another schedule
+    assert fits[0].history_[-1]["train_rmse"] < fits[0].history_[0]["train_rmse"] + 1e-6
+    with pytest.raises(ValueError, match=r"more threads than blocks"):
+        BiasedMF(rank=8, n_threads=4, n_blocks=2).fit(ratings)
+
+
+def test_float64_on_request() -> None:
+    train = small_ratings(4)
+    model = BiasedMF(rank=3, n_epochs=3, random_state=0, dtype="float64").fit(train)
+    assert model.user_factors_.dtype == np.float64 and model.item_bias_.dtype == np.float64
+    single = BiasedMF(rank=3, n_epochs=3, random_state=0).fit(train)
+    np.testing.assert_allclose(model.user_factors_, single.user_factors_, rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match=r"`dtype` must be 'float32' or 'float64'; got 'float16'"):
+        BiasedMF(rank=3, dtype="float16").fit(train)

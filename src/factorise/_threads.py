@@ -11,10 +11,12 @@ BLAS it says so once, with a :class:`BlasThreadsWarning`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import numbers
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import numba
 import numpy as np
@@ -63,10 +65,16 @@ def check_n_threads(n_threads: object, name: str = "n_threads") -> int:
     return int(n_threads)
 
 
-def _blas_threads() -> int:
-    from threadpoolctl import threadpool_info
+@functools.lru_cache(maxsize=1)
+def _controller() -> Any:
+    """One threadpoolctl controller per process (building one scans every loaded library)."""
+    from threadpoolctl import ThreadpoolController
 
-    counts = [info.get("num_threads", 1) for info in threadpool_info() if info.get("user_api") == "blas"]
+    return ThreadpoolController()
+
+
+def _blas_threads() -> int:
+    counts = [info.get("num_threads", 1) for info in _controller().info() if info.get("user_api") == "blas"]
     return max(counts, default=1)
 
 
@@ -86,8 +94,6 @@ def parallel_section(n_threads: int) -> Iterator[None]:
     if n_threads > 1:
         blas = _blas_threads()
         if blas > 1:
-            from threadpoolctl import threadpool_limits
-
             if not _warned:
                 _warned = True
                 warnings.warn(
@@ -96,7 +102,7 @@ def parallel_section(n_threads: int) -> Iterator[None]:
                     BlasThreadsWarning,
                     stacklevel=3,
                 )
-            limiter = threadpool_limits(limits=1, user_api="blas")
+            limiter = _controller().limit(limits=1, user_api="blas")
     numba.set_num_threads(min(n_threads, available_threads()))
     try:
         with limiter:

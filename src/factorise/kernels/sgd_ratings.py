@@ -27,10 +27,65 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["sgd_ratings_epoch"]
+__all__ = ["sgd_ratings_epoch", "sgd_update"]
+
+_FASTMATH = {"reassoc", "contract"}
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
+def sgd_update(
+    r: float,
+    u: int,
+    i: int,
+    mu: float,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    lr: float,
+    reg: float,
+    lr_bias: float,
+    reg_bias: float,
+) -> float:  # pragma: no cover - compiled
+    """Update the model with rating ``r`` of user ``u`` on item ``i``; return the error before it.
+
+    Parameters
+    ----------
+    r : float
+        The rating, of the factors' dtype.
+    u, i : int
+        User and item index.
+    mu : float
+        Global mean (fixed), of the factors' dtype.
+    bu, bi : ndarray
+        User and item biases, updated in place.
+    P, Q : ndarray of shape (n_users, k) and (n_items, k)
+        User and item factors, updated in place; ``k >= 1``.
+    lr, reg, lr_bias, reg_bias : float
+        Learning rates and regularizations, of the factors' dtype.
+
+    Returns
+    -------
+    float
+        ``e = r - prediction``, of the factors' dtype.
+    """
+    k = P.shape[1]
+    dot = mu - mu  # zero in the factors' dtype; summing from 0 lets the whole loop vectorise
+    for j in range(k):
+        dot += P[u, j] * Q[i, j]
+    e = r - (mu + bu[u] + bi[i] + dot)
+    bu[u] += lr_bias * (e - reg_bias * bu[u])
+    bi[i] += lr_bias * (e - reg_bias * bi[i])
+    for j in range(k):
+        p = P[u, j]
+        q = Q[i, j]
+        P[u, j] = p + lr * (e * q - reg * p)
+        Q[i, j] = q + lr * (e * p - reg * q)
+    return e
+
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def sgd_ratings_epoch(
     users: np.ndarray,
     items: np.ndarray,
@@ -72,23 +127,10 @@ def sgd_ratings_epoch(
     float
         Sum of squared pre-update errors over the sweep.
     """
-    k = P.shape[1]
     sse = 0.0
     for t in range(order.shape[0]):
         idx = order[t]
-        u = users[idx]
-        i = items[idx]
-        dot = P[u, 0] * Q[i, 0]
-        for j in range(1, k):
-            dot += P[u, j] * Q[i, j]
-        e = values[idx] - (mu + bu[u] + bi[i] + dot)
+        e = sgd_update(values[idx], users[idx], items[idx], mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias)
         e64 = float(e)
         sse += e64 * e64
-        bu[u] += lr_bias * (e - reg_bias * bu[u])
-        bi[i] += lr_bias * (e - reg_bias * bi[i])
-        for j in range(k):
-            p = P[u, j]
-            q = Q[i, j]
-            P[u, j] = p + lr * (e * q - reg * p)
-            Q[i, j] = q + lr * (e * p - reg * q)
     return sse

@@ -195,6 +195,9 @@ class RatingModel:
         """Model-specific figures to record beside the RMSEs (override)."""
         return {}
 
+    def _finish(self) -> None:
+        """Release fit-time scratch after the last step (override)."""
+
     # -------------------------------------------------------------------- fit
     def fit(
         self,
@@ -279,6 +282,7 @@ class RatingModel:
                         break
             if converged:
                 break
+        self._finish()
         self.n_epochs_ = len(self.history_)
         if data._by_user is not None:
             self._rated_indptr, self._rated_items = data._by_user[0], data._by_user[1]

@@ -1,0 +1,270 @@
+"""Block-parallel SGD for biased matrix factorisation (the schedule of FPSGD), compiled with numba.
+
+Users are split into ``n_blocks`` row blocks and items into ``n_blocks``
+column blocks, which cuts the rating matrix into ``n_blocks ** 2`` blocks
+(Chin, Zhuang, Juan and Lin, "A fast parallel stochastic gradient method for
+matrix factorization in shared memory systems", ACM TIST 2015). Two blocks
+that share neither a row block nor a column block touch disjoint users and
+disjoint items, so SGD can run on them at the same time without locks and
+without changing the result. An epoch is a list of *rounds*; the blocks of one
+round are pairwise disjoint in that sense and run in parallel, each one
+sequentially by one thread, and a round starts when the previous one has
+ended. The result is therefore the same for any number of threads, and equal
+to running the blocks one after another in round order.
+
+The ratings are never copied or reordered: a block is a slice of ``index``
+(positions into ``users``/``items``/``values``) delimited by ``block_ptr``.
+
+Kernels:
+
+* :func:`count_units` -- ratings per run of ``unit`` consecutive ids (once
+  per fit, to balance the blocks);
+* :func:`group_by_block` -- counting sort of the rating positions by block
+  (once per fit);
+* :func:`shuffle_blocks` -- shuffle each block's slice of ``index`` in place
+  with its own seed (once per epoch; the same result for any thread count);
+* :func:`sgd_blocks_epoch` -- one SGD sweep, round by round;
+* :func:`sgd_update` (from :mod:`factorise.kernels.sgd_ratings`) -- the
+  update of one rating, shared with the serial sweep: identical arithmetic.
+
+The per-rating update is that of :mod:`factorise.kernels.sgd_ratings`::
+
+    e     = r - (mu + bu[u] + bi[i] + P[u] . Q[i])
+    bu[u] += lr_bias * (e - reg_bias * bu[u])
+    bi[i] += lr_bias * (e - reg_bias * bi[i])
+    P[u]  += lr * (e * Q[i] - reg * P[u])      # P[u] and Q[i] updated
+    Q[i]  += lr * (e * P[u] - reg * Q[i])      # simultaneously (old P[u])
+
+with the same fast-math flags (``reassoc``, ``contract``) and arithmetic in
+the dtype of the factors; squared errors are summed in float64, per block,
+and the block sums are added in schedule order so that the returned number,
+too, does not depend on the thread count.
+
+The random numbers of the shuffle come from SplitMix64 (Steele, Lea and
+Flood, OOPSLA 2014): a 64-bit counter advanced by the golden-ratio constant
+and passed through a mixing function; a position is drawn as the output
+modulo the range (a bias below ``2**-32`` for blocks under ``2**32`` ratings).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from factorise.kernels.sgd_ratings import sgd_update
+
+__all__ = ["count_units", "group_by_block", "sgd_blocks_epoch", "sgd_update", "shuffle_blocks"]
+
+_FASTMATH = {"reassoc", "contract"}
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _sgd_slice(
+    users, items, values, index, start, stop, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias
+):  # pragma: no cover - compiled
+    sse = 0.0
+    for t in range(start, stop):
+        idx = index[t]
+        e = sgd_update(values[idx], users[idx], items[idx], mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias)
+        e64 = float(e)
+        sse += e64 * e64
+    return sse
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def sgd_blocks_epoch(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    index: np.ndarray,
+    block_ptr: np.ndarray,
+    rounds: np.ndarray,
+    mu: float,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    lr: float,
+    reg: float,
+    lr_bias: float,
+    reg_bias: float,
+) -> float:  # pragma: no cover - compiled
+    """One SGD sweep over the blocks listed in ``rounds``, updating the model in place.
+
+    Parameters
+    ----------
+    users, items : ndarray of int32
+        User and item index of each rating.
+    values : ndarray
+        The ratings, of the factors' dtype.
+    index : ndarray of int32 or int64
+        Rating positions grouped by block; block ``b`` is visited in the
+        order ``index[block_ptr[b]:block_ptr[b + 1]]``.
+    block_ptr : ndarray of int64, shape (n_blocks ** 2 + 1,)
+        Offsets of the blocks in ``index``.
+    rounds : ndarray of int64, shape (n_rounds, width)
+        Block ids, one row per round. The blocks of a row must share no user
+        and no item (no row block and no column block); they run in parallel.
+        The kernel does not check this.
+    mu : float
+        Global mean (fixed), of the factors' dtype.
+    bu, bi : ndarray
+        User and item biases, updated in place.
+    P, Q : ndarray of shape (n_users, k) and (n_items, k)
+        User and item factors, updated in place; ``k >= 1``.
+    lr, reg : float
+        Learning rate and regularization of the factors, of their dtype.
+    lr_bias, reg_bias : float
+        Learning rate and regularization of the biases, of the same dtype.
+
+    Returns
+    -------
+    float
+        Sum of squared pre-update errors over the sweep (block sums added in
+        the order of ``rounds``).
+    """
+    n_rounds, width = rounds.shape
+    block_sse = np.zeros((n_rounds, width))
+    for r in range(n_rounds):
+        for s in numba.prange(width):
+            b = rounds[r, s]
+            block_sse[r, s] = _sgd_slice(
+                users, items, values, index, block_ptr[b], block_ptr[b + 1], mu, bu, bi, P, Q, lr, reg,
+                lr_bias, reg_bias,
+            )  # fmt: skip
+    sse = 0.0
+    for r in range(n_rounds):
+        for s in range(width):
+            sse += block_sse[r, s]
+    return sse
+
+
+@numba.njit(cache=True, nogil=True)
+def _splitmix64(state: np.uint64) -> tuple[np.uint64, np.uint64]:  # pragma: no cover - compiled
+    """One SplitMix64 step on a uint64 state: return ``(new_state, output)``."""
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return state, z ^ (z >> _S31)
+
+
+@numba.njit(cache=True, nogil=True)
+def _shuffle_slice(index, start, stop, seed):  # pragma: no cover - compiled
+    state = np.uint64(seed)
+    for t in range(stop - start - 1, 0, -1):
+        state, z = _splitmix64(state)
+        j = start + np.int64(z % np.uint64(t + 1))
+        tmp = index[start + t]
+        index[start + t] = index[j]
+        index[j] = tmp
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def shuffle_blocks(index: np.ndarray, block_ptr: np.ndarray, seeds: np.ndarray) -> int:  # pragma: no cover
+    """Shuffle each block's slice of ``index`` in place (Fisher-Yates, SplitMix64).
+
+    Parameters
+    ----------
+    index : ndarray of int32 or int64
+        Rating positions grouped by block; shuffled in place within each block.
+    block_ptr : ndarray of int64, shape (n_blocks + 1,)
+        Block ``b`` is ``index[block_ptr[b]:block_ptr[b + 1]]``.
+    seeds : ndarray of uint64, shape (n_blocks,)
+        Seed of each block's shuffle; the result depends on nothing else.
+
+    Returns
+    -------
+    int
+        Number of positions shuffled (``block_ptr[-1] - block_ptr[0]``).
+    """
+    n_blocks = block_ptr.shape[0] - 1
+    for b in numba.prange(n_blocks):
+        _shuffle_slice(index, block_ptr[b], block_ptr[b + 1], seeds[b])
+    return block_ptr[n_blocks] - block_ptr[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def group_by_block(
+    users: np.ndarray,
+    items: np.ndarray,
+    row_block: np.ndarray,
+    col_block: np.ndarray,
+    n_blocks: int,
+    index: np.ndarray,
+    block_ptr: np.ndarray,
+) -> int:  # pragma: no cover - compiled
+    """Counting sort of the rating positions by block ``row_block[u] * n_blocks + col_block[i]``.
+
+    Parameters
+    ----------
+    users, items : ndarray of int32
+        User and item index of each rating.
+    row_block : ndarray of int32, shape (n_users,)
+        Row block of each user, in ``[0, n_blocks)``.
+    col_block : ndarray of int32, shape (n_items,)
+        Column block of each item, in ``[0, n_blocks)``.
+    n_blocks : int
+        Blocks per side.
+    index : ndarray of int32 or int64, shape (n_ratings,)
+        Output: the positions ``0..n_ratings-1`` grouped by block, ascending
+        within a block (a stable sort).
+    block_ptr : ndarray of int64, shape (n_blocks ** 2 + 1,)
+        Output: block ``b`` is ``index[block_ptr[b]:block_ptr[b + 1]]``.
+
+    Returns
+    -------
+    int
+        The number of non-empty blocks.
+    """
+    n_cells = n_blocks * n_blocks
+    for b in range(n_cells + 1):
+        block_ptr[b] = 0
+    for t in range(users.shape[0]):
+        block_ptr[row_block[users[t]] * n_blocks + col_block[items[t]] + 1] += 1
+    non_empty = 0
+    for b in range(n_cells):
+        if block_ptr[b + 1] > 0:
+            non_empty += 1
+        block_ptr[b + 1] += block_ptr[b]
+    # place each position at its block's next free slot, then restore the offsets
+    for t in range(users.shape[0]):
+        b = row_block[users[t]] * n_blocks + col_block[items[t]]
+        index[block_ptr[b]] = t
+        block_ptr[b] += 1
+    for b in range(n_cells, 0, -1):
+        block_ptr[b] = block_ptr[b - 1]
+    block_ptr[0] = 0
+    return non_empty
+
+
+@numba.njit(cache=True, nogil=True)
+def count_units(keys: np.ndarray, unit: int, counts: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Count the ratings of each unit of ``unit`` consecutive ids, without a temporary per rating.
+
+    Parameters
+    ----------
+    keys : ndarray of int32
+        User (or item) index of each rating.
+    unit : int
+        Ids per unit (>= 1); id ``u`` is in unit ``u // unit``.
+    counts : ndarray of int64, shape (n_units,)
+        Output: ratings per unit.
+
+    Returns
+    -------
+    int
+        The number of ratings counted.
+    """
+    for j in range(counts.shape[0]):
+        counts[j] = 0
+    for t in range(keys.shape[0]):
+        counts[keys[t] // unit] += 1
+    return keys.shape[0]

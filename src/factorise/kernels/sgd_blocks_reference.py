@@ -1,0 +1,93 @@
+"""Slow, obvious reference for :mod:`factorise.kernels.sgd_blocks`, used by the tests.
+
+Everything runs serially: the blocks one after another in round order, each
+one with the serial reference sweep
+:func:`factorise.kernels.sgd_ratings_reference.sgd_ratings_epoch` over its
+slice of ``index``; the grouping is a stable ``argsort`` of the block ids; the
+shuffle is Fisher-Yates with SplitMix64 written on Python integers. Same
+signatures as the compiled kernels; the grouping and the shuffle give
+identical results, the SGD sweep the same up to rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from factorise.kernels import sgd_ratings_reference
+
+__all__ = ["count_units", "group_by_block", "sgd_blocks_epoch", "shuffle_blocks", "splitmix64"]
+
+_MASK = (1 << 64) - 1
+
+
+def splitmix64(state: int) -> tuple[int, int]:
+    """One SplitMix64 step on Python integers: return ``(new_state, output)``."""
+    state = (state + 0x9E3779B97F4A7C15) & _MASK
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return state, z ^ (z >> 31)
+
+
+def shuffle_blocks(index: np.ndarray, block_ptr: np.ndarray, seeds: np.ndarray) -> int:
+    """Reference for :func:`factorise.kernels.sgd_blocks.shuffle_blocks`."""
+    for b in range(block_ptr.shape[0] - 1):
+        start, stop = int(block_ptr[b]), int(block_ptr[b + 1])
+        state = int(seeds[b])
+        for t in range(stop - start - 1, 0, -1):
+            state, z = splitmix64(state)
+            j = z % (t + 1)
+            index[start + t], index[start + j] = index[start + j], index[start + t]
+    return int(block_ptr[-1] - block_ptr[0])
+
+
+def count_units(keys: np.ndarray, unit: int, counts: np.ndarray) -> int:
+    """Reference for :func:`factorise.kernels.sgd_blocks.count_units`."""
+    counts[:] = np.bincount(keys // unit, minlength=counts.shape[0])
+    return int(keys.shape[0])
+
+
+def group_by_block(
+    users: np.ndarray,
+    items: np.ndarray,
+    row_block: np.ndarray,
+    col_block: np.ndarray,
+    n_blocks: int,
+    index: np.ndarray,
+    block_ptr: np.ndarray,
+) -> int:
+    """Reference for :func:`factorise.kernels.sgd_blocks.group_by_block`."""
+    block = row_block[users].astype(np.int64) * n_blocks + col_block[items]
+    index[:] = np.argsort(block, kind="stable")
+    counts = np.bincount(block, minlength=n_blocks * n_blocks)
+    block_ptr[0] = 0
+    np.cumsum(counts, out=block_ptr[1:])
+    return int(np.count_nonzero(counts))
+
+
+def sgd_blocks_epoch(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    index: np.ndarray,
+    block_ptr: np.ndarray,
+    rounds: np.ndarray,
+    mu: float,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    lr: float,
+    reg: float,
+    lr_bias: float,
+    reg_bias: float,
+) -> float:
+    """Reference for :func:`factorise.kernels.sgd_blocks.sgd_blocks_epoch`."""
+    sse = 0.0
+    for round_ in rounds:
+        for b in round_:
+            block = index[block_ptr[b] : block_ptr[b + 1]]
+            sse += sgd_ratings_reference.sgd_ratings_epoch(
+                users, items, values, block, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias
+            )
+    return sse
