@@ -164,3 +164,23 @@ def test_grouping_kernel_matches_stable_sort(seed: int) -> None:
         np.testing.assert_array_equal(indptr, ref_indptr)
         np.testing.assert_array_equal(out, ref)
         assert out.dtype == data.dtype
+
+
+def test_parallel_squared_error_matches_serial() -> None:
+    from factorise.kernels import ratings as rk
+
+    rng = np.random.default_rng(0)
+    n, n_users, n_items, k = 5000, 50, 40, 6
+    args = (
+        rng.integers(-1, n_users, n),
+        rng.integers(-1, n_items, n),
+        rng.uniform(1, 5, n).astype(np.float32),
+        3.5,
+        rng.normal(size=n_users).astype(np.float32),
+        rng.normal(size=n_items).astype(np.float32),
+        rng.normal(size=(n_users, k)).astype(np.float32),
+        rng.normal(size=(n_items, k)).astype(np.float32),
+        1.0,
+        5.0,
+    )
+    assert rk.sum_squared_error_parallel(*args) == pytest.approx(rk.sum_squared_error(*args), rel=1e-9)

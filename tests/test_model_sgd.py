@@ -478,3 +478,25 @@ def test_float64_on_request() -> None:
     np.testing.assert_allclose(model.user_factors_, single.user_factors_, rtol=1e-3, atol=1e-4)
     with pytest.raises(ValueError, match=r"`dtype` must be 'float32' or 'float64'; got 'float16'"):
         BiasedMF(rank=3, dtype="float16").fit(train)
+
+
+def test_kernel_matches_reference_across_gather_chunks() -> None:
+    """More ratings than one gather buffer holds (and a ragged last chunk): same as the reference."""
+    from factorise.kernels import sgd_ratings, sgd_ratings_reference
+
+    rng = np.random.default_rng(11)
+    n = 2 * sgd_ratings.GATHER + 37
+    users = rng.integers(0, 40, n).astype(np.int32)
+    items = rng.integers(0, 30, n).astype(np.int32)
+    values = rng.uniform(1, 5, n).astype(np.float32)
+    order = rng.permutation(n).astype(np.int32)
+    f = np.float32
+    state = [np.zeros(40, f), np.zeros(30, f), rng.normal(0, 0.1, (40, 4)).astype(f), rng.normal(0, 0.1, (30, 4)).astype(f)]
+    ref = [a.copy() for a in state]
+    sse = sgd_ratings.sgd_ratings_epoch(users, items, values, order, f(3), *state, f(0.01), f(0.05), f(0.01), f(0.01))
+    sse_ref = sgd_ratings_reference.sgd_ratings_epoch(
+        users, items, values, order, f(3), *ref, f(0.01), f(0.05), f(0.01), f(0.01)
+    )
+    assert sse == pytest.approx(sse_ref, rel=1e-4)
+    for a, b in zip(state, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["predict_pairs", "sum_squared_error"]
+__all__ = ["predict_pairs", "sum_squared_error", "sum_squared_error_parallel"]
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -88,6 +88,41 @@ def sum_squared_error(
     k = P.shape[1]
     total = 0.0
     for t in range(users.shape[0]):
+        u = users[t]
+        i = items[t]
+        s = mu
+        if u >= 0:
+            s += bu[u]
+        if i >= 0:
+            s += bi[i]
+        if u >= 0 and i >= 0:
+            acc = 0.0
+            for j in range(k):
+                acc += P[u, j] * Q[i, j]
+            s += acc
+        s = min(max(s, low), high)
+        e = values[t] - s
+        total += e * e
+    return total
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath={"reassoc", "contract"})
+def sum_squared_error_parallel(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    mu: float,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    low: float,
+    high: float,
+) -> float:  # pragma: no cover - compiled
+    """:func:`sum_squared_error` over the ratings in parallel (the sum's order may vary)."""
+    k = P.shape[1]
+    total = 0.0
+    for t in numba.prange(users.shape[0]):
         u = users[t]
         i = items[t]
         s = mu

@@ -51,7 +51,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from factorise.kernels.sgd_ratings import sgd_update
+from factorise.kernels.sgd_ratings import sgd_gathered, sgd_update
 
 __all__ = ["count_units", "group_by_block", "sgd_blocks_epoch", "sgd_update", "shuffle_blocks"]
 
@@ -69,13 +69,7 @@ _S31 = np.uint64(31)
 def _sgd_slice(
     users, items, values, index, start, stop, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias
 ):  # pragma: no cover - compiled
-    sse = 0.0
-    for t in range(start, stop):
-        idx = index[t]
-        e = sgd_update(values[idx], users[idx], items[idx], mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias)
-        e64 = float(e)
-        sse += e64 * e64
-    return sse
+    return sgd_gathered(users, items, values, index, start, stop, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["sgd_ratings_epoch", "sgd_update"]
+__all__ = ["GATHER", "sgd_gathered", "sgd_ratings_epoch", "sgd_update"]
 
 _FASTMATH = {"reassoc", "contract"}
 
@@ -127,10 +127,43 @@ def sgd_ratings_epoch(
     float
         Sum of squared pre-update errors over the sweep.
     """
+    return sgd_gathered(
+        users, items, values, order, 0, order.shape[0], mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias
+    )  # fmt: skip
+
+
+#: Ratings gathered at a time by :func:`sgd_gathered`.
+GATHER = 2048
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def sgd_gathered(
+    users, items, values, order, start, stop, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias
+):  # pragma: no cover - compiled
+    """SGD over the ratings ``order[start:stop]``, in that order; return the sum of squared errors.
+
+    The ratings are first gathered, :data:`GATHER` at a time, into small
+    contiguous buffers: the loads of a gather are independent of each other,
+    so the processor overlaps their cache misses, where the update loop would
+    wait for each in turn. The arithmetic and its order are those of
+    :func:`sgd_update` applied rating by rating.
+    """
+    n = max(0, min(GATHER, stop - start))
+    cu = np.empty(n, dtype=users.dtype)
+    ci = np.empty(n, dtype=items.dtype)
+    cv = np.empty(n, dtype=values.dtype)
     sse = 0.0
-    for t in range(order.shape[0]):
-        idx = order[t]
-        e = sgd_update(values[idx], users[idx], items[idx], mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias)
-        e64 = float(e)
-        sse += e64 * e64
+    t = start
+    while t < stop:
+        m = min(GATHER, stop - t)
+        for j in range(m):
+            idx = order[t + j]
+            cu[j] = users[idx]
+            ci[j] = items[idx]
+            cv[j] = values[idx]
+        for j in range(m):
+            e = sgd_update(cv[j], cu[j], ci[j], mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias)
+            e64 = float(e)
+            sse += e64 * e64
+        t += m
     return sse

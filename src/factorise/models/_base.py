@@ -28,6 +28,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from factorise import __version__
+from factorise._threads import parallel_section
 from factorise._validation import check_non_negative_int, check_random_state
 from factorise.data import IdMap, Ratings
 from factorise.exceptions import DivergenceError
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 #: Version of the model file format written by :meth:`RatingModel.save`.
 FORMAT_VERSION = 1
 _FORMAT_NAME = "factorise-model"
+
+#: Ratings from which the per-step RMSE is summed on the model's threads.
+_PARALLEL_RMSE_MIN = 200_000
 
 #: Model classes by name, filled by :meth:`RatingModel.__init_subclass__`.
 _REGISTRY: dict[str, type[RatingModel]] = {}
@@ -303,7 +307,7 @@ class RatingModel:
         if values.shape[0] == 0:
             return math.nan
         low, high = self.rating_range_
-        sse = rk.sum_squared_error(
+        args = (
             users,
             items,
             values,
@@ -315,6 +319,12 @@ class RatingModel:
             low,
             high,
         )
+        threads = getattr(self, "_threads", 1)
+        if threads > 1 and values.shape[0] >= _PARALLEL_RMSE_MIN:
+            with parallel_section(threads):
+                sse = rk.sum_squared_error_parallel(*args)
+        else:
+            sse = rk.sum_squared_error(*args)
         return math.sqrt(sse / values.shape[0])
 
     # ---------------------------------------------------------------- predict
