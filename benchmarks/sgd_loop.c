@@ -4,7 +4,9 @@
  * numba kernel against. Same arrays, same visiting order, same float32
  * arithmetic; the sum of squared errors is accumulated in double.
  *
- * For each rating t = order[s], s = 0 .. n - 1 (u = users[t], i = items[t]):
+ * The ratings are gathered 2048 at a time (users, items, values at order[s])
+ * into small buffers, as the kernel does, and then, for each rating t = order[s]
+ * in turn (u = users[t], i = items[t]):
  *
  *     e     = values[t] - (mu + bu[u] + bi[i] + P[u] . Q[i])
  *     bu[u] += lr_bias * (e - reg_bias * bu[u])
@@ -37,29 +39,41 @@ double sgd_epoch(
     float lr_bias,
     float reg_bias)
 {
+    /* Like the kernel: gather GATHER ratings into small buffers, then update. */
+    enum { GATHER = 2048 };
+    int32_t cu[GATHER], ci[GATHER];
+    float cv[GATHER];
     double sse = 0.0;
-    for (int64_t s = 0; s < n; s++) {
-        const int64_t t = order[s];
-        const int32_t u = users[t];
-        const int32_t i = items[t];
-        float *restrict p = P + (int64_t)u * k;
-        float *restrict q = Q + (int64_t)i * k;
-
-        float dot = 0.0f;
-        for (int32_t j = 0; j < k; j++)
-            dot += p[j] * q[j];
-        /* --- the update: keep in step with sgd_ratings_epoch --- */
-        const float e = values[t] - (mu + bu[u] + bi[i] + dot);
-        sse += (double)e * (double)e;
-        bu[u] += lr_bias * (e - reg_bias * bu[u]);
-        bi[i] += lr_bias * (e - reg_bias * bi[i]);
-        for (int32_t j = 0; j < k; j++) {
-            const float pj = p[j];
-            const float qj = q[j];
-            p[j] = pj + lr * (e * qj - reg * pj);
-            q[j] = qj + lr * (e * pj - reg * qj);
+    for (int64_t start = 0; start < n; start += GATHER) {
+        const int64_t m = n - start < GATHER ? n - start : GATHER;
+        for (int64_t j = 0; j < m; j++) {
+            const int64_t t = order[start + j];
+            cu[j] = users[t];
+            ci[j] = items[t];
+            cv[j] = values[t];
         }
-        /* --- end of the update --- */
+        for (int64_t s = 0; s < m; s++) {
+            const int32_t u = cu[s];
+            const int32_t i = ci[s];
+            float *restrict p = P + (int64_t)u * k;
+            float *restrict q = Q + (int64_t)i * k;
+
+            float dot = 0.0f;
+            for (int32_t j = 0; j < k; j++)
+                dot += p[j] * q[j];
+            /* --- the update: keep in step with sgd_update --- */
+            const float e = cv[s] - (mu + bu[u] + bi[i] + dot);
+            sse += (double)e * (double)e;
+            bu[u] += lr_bias * (e - reg_bias * bu[u]);
+            bi[i] += lr_bias * (e - reg_bias * bi[i]);
+            for (int32_t j = 0; j < k; j++) {
+                const float pj = p[j];
+                const float qj = q[j];
+                p[j] = pj + lr * (e * qj - reg * pj);
+                q[j] = qj + lr * (e * pj - reg * qj);
+            }
+            /* --- end of the update --- */
+        }
     }
     return sse;
 }
