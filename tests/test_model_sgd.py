@@ -500,3 +500,17 @@ def test_kernel_matches_reference_across_gather_chunks() -> None:
     assert sse == pytest.approx(sse_ref, rel=1e-4)
     for a, b in zip(state, ref):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_train_rmse_of_large_data_comes_from_a_fixed_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    import factorise.models._base as base
+
+    train, _, _ = planted(9, n_users=200, n_items=150)
+    exact = BiasedMF(rank=4, n_epochs=3, random_state=0).fit(train)
+    monkeypatch.setattr(base, "TRAIN_RMSE_SAMPLE", len(train) // 4)
+    sampled = BiasedMF(rank=4, n_epochs=3, random_state=0).fit(train)
+    final = rmse(sampled, train)
+    # the sample's RMSE estimates the whole set's (a quarter of the ratings: a few percent at most)
+    assert sampled.history_[-1]["train_rmse"] == pytest.approx(final, rel=0.05)
+    assert sampled.history_[-1]["train_rmse"] != pytest.approx(final, rel=1e-9)  # it is a sample
+    assert exact.history_[-1]["train_rmse"] == pytest.approx(rmse(exact, train), rel=1e-5)

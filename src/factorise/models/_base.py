@@ -8,7 +8,8 @@ that are known: an unknown user gets ``mu + b_i``, an unknown item
 
 A subclass supplies three hooks -- :meth:`_check_params`,
 :meth:`_initialize` and :meth:`_step` -- and the base class runs the loop:
-per-step history (train RMSE, and validation RMSE when a validation set is
+per-step history (train RMSE -- over a fixed random sample of 1,000,000
+ratings when there are more -- and validation RMSE when a validation set is
 given), early stopping on validation with the best state restored, a
 callback, divergence checks. Fitted state is plain arrays, so other engines
 (GPU, Spark) can produce the same models.
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 #: Version of the model file format written by :meth:`RatingModel.save`.
 FORMAT_VERSION = 1
 _FORMAT_NAME = "factorise-model"
+
+#: Above this many training ratings, ``history_``'s train RMSE is that of a fixed random sample
+#: of this many (see :func:`_train_probe`).
+TRAIN_RMSE_SAMPLE = 1_000_000
 
 #: Ratings from which the per-step RMSE is summed on the model's threads.
 _PARALLEL_RMSE_MIN = 200_000
@@ -118,6 +123,21 @@ def _group(keys: np.ndarray, others: np.ndarray, values: np.ndarray, n: int) -> 
     """CSR-style grouping by a stable counting sort, into int32/float32 arrays (no int64 order)."""
     indptr = _indptr(keys, n)
     return indptr, _grouped(keys, others, indptr), _grouped(keys, values, indptr)
+
+
+def _train_probe(data: TrainData, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ratings the per-step train RMSE is computed on: all, or a fixed sample of large data.
+
+    Past :data:`TRAIN_RMSE_SAMPLE` ratings, a sample of that many, drawn once
+    per fit, stands in for the training set: its RMSE is within about
+    ``1 / sqrt(2 * TRAIN_RMSE_SAMPLE)`` (0.07%) of the exact figure, at a
+    fraction of the cost of a pass over 100 million ratings every step.
+    """
+    n = data.values.shape[0]
+    if n <= TRAIN_RMSE_SAMPLE:
+        return data.users, data.items, data.values
+    pick = np.sort(rng.choice(n, size=TRAIN_RMSE_SAMPLE, replace=False))
+    return data.users[pick], data.items[pick], data.values[pick]
 
 
 def as_training_ratings(data: Any, name: str = "ratings") -> Ratings:
@@ -256,12 +276,13 @@ class RatingModel:
                 np.ascontiguousarray(v.values, dtype=np.float32),
             )
         self._initialize(data, rng)
+        train_probe = _train_probe(data, rng)
         self.history_ = []
         best_rmse, best_state, since_best = math.inf, None, 0
         for step in range(1, n_steps + 1):
             converged = self._step(data, step, rng)
             record: dict[str, float] = {"epoch": step}
-            record["train_rmse"] = self._rmse(data.users, data.items, data.values)
+            record["train_rmse"] = self._rmse(*train_probe)
             if not math.isfinite(record["train_rmse"]):
                 raise DivergenceError(
                     f"{type(self).__name__} diverged at step {step}: "
