@@ -149,7 +149,7 @@ LIBMF_PARAMS: dict[str, Any] = {
 _SEED = 0
 
 #: Training ratings in the untimed warm-up fit.
-_WARMUP_RATINGS = 4000
+_WARMUP_RATINGS = 300_000  # past the block engine's threshold, so every kernel the timed fit runs is loaded
 
 
 # --------------------------------------------------------------------------- data
