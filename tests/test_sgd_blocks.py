@@ -421,3 +421,33 @@ def test_use_blocks_threshold() -> None:
     assert not use_blocks(MIN_BLOCK_RATINGS * nb * nb - 1, nb)
     assert use_blocks(MIN_BLOCK_RATINGS * nb * nb, nb)
     assert not use_blocks(0, 1) or MIN_BLOCK_RATINGS == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fused_shuffle_and_sweep_equals_the_two_kernels(seed: int) -> None:
+    """Shuffling each block just before running it gives exactly the two-pass result."""
+    from factorise.kernels import sgd_blocks as kb
+    from factorise.models import _blocks
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items, k, n = 60, 50, 4, 3000
+    users = rng.integers(0, n_users, n).astype(np.int32)
+    items = rng.integers(0, n_items, n).astype(np.int32)
+    values = rng.uniform(1, 5, n).astype(np.float32)
+    grid = _blocks.make_grid(users, items, n_users, n_items, 4, np.random.default_rng(seed))
+    seeds, rounds = _blocks.draw_epoch(4, np.random.default_rng(seed + 100))
+    f = np.float32
+    state = [np.zeros(n_users, f), np.zeros(n_items, f), rng.normal(0, 0.1, (n_users, k)).astype(f),
+             rng.normal(0, 0.1, (n_items, k)).astype(f)]  # fmt: skip
+    other = [a.copy() for a in state]
+    index2 = grid.index.copy()
+    rates = (f(0.01), f(0.05), f(0.01), f(0.01))
+    kb.shuffle_blocks(grid.index, grid.block_ptr, seeds)
+    sse = kb.sgd_blocks_epoch(users, items, values, grid.index, grid.block_ptr, rounds, f(3), *state, *rates)
+    fused = kb.shuffle_sgd_blocks_epoch(
+        users, items, values, index2, grid.block_ptr, rounds, seeds, f(3), *other, *rates
+    )
+    assert fused == sse
+    np.testing.assert_array_equal(index2, grid.index)
+    for a, b in zip(state, other):
+        np.testing.assert_array_equal(a, b)

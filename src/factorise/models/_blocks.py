@@ -34,7 +34,7 @@ import numbers
 import numpy as np
 
 from factorise._threads import parallel_section
-from factorise.kernels.sgd_blocks import count_units, group_by_block, sgd_blocks_epoch, shuffle_blocks
+from factorise.kernels.sgd_blocks import count_units, group_by_block, shuffle_sgd_blocks_epoch
 
 __all__ = [
     "DEFAULT_N_BLOCKS",
@@ -359,10 +359,9 @@ def sgd_blocks_sweep(
     """
     seeds, rounds = draw_epoch(grid.n_blocks, rng)
     with parallel_section(n_threads):
-        shuffle_blocks(grid.index, grid.block_ptr, seeds)
         return float(
-            sgd_blocks_epoch(
-                users, items, values, grid.index, grid.block_ptr, rounds, mu, bu, bi, P, Q, lr, reg,
+            shuffle_sgd_blocks_epoch(
+                users, items, values, grid.index, grid.block_ptr, rounds, seeds, mu, bu, bi, P, Q, lr, reg,
                 lr_bias, reg_bias,
             )
         )  # fmt: skip
