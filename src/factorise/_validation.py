@@ -16,6 +16,7 @@ __all__ = [
     "check_rank",
     "check_non_negative_int",
     "check_positive_float",
+    "check_non_negative_float",
     "check_random_state",
     "check_real_matrix",
     "check_mask",
@@ -105,6 +106,30 @@ def check_positive_float(value: object, name: str) -> float:
         raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
     value = float(value)
     if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{rule}; got {value!r}")
+    return value
+
+
+def check_non_negative_float(value: object, name: str) -> float:
+    """Return ``value`` as a ``float`` after checking it is finite and >= 0.
+
+    Parameters
+    ----------
+    value : object
+        The value given by the caller.
+    name : str
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    float
+        The validated value.
+    """
+    rule = f"`{name}` must be a finite real number >= 0"
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{rule}; got {value!r}")
     return value
 

@@ -29,13 +29,12 @@ rows are independent, so results do not depend on ``n_threads``.
 from __future__ import annotations
 
 import logging
-import numbers
 from typing import Any, ClassVar
 
 import numpy as np
 
 from factorise._threads import check_n_threads, parallel_section
-from factorise._validation import check_positive_float, check_rank
+from factorise._validation import check_non_negative_float, check_positive_float, check_rank
 from factorise.exceptions import DivergenceError
 from factorise.kernels.als import als_half_step
 from factorise.models._base import RatingModel, TrainData
@@ -43,16 +42,6 @@ from factorise.models._base import RatingModel, TrainData
 __all__ = ["ALS"]
 
 logger = logging.getLogger(__name__)
-
-
-def _check_non_negative_float(value: object, name: str) -> float:
-    rule = f"`{name}` must be a finite real number >= 0"
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not (np.isfinite(value) and value >= 0):
-        raise ValueError(f"{rule}; got {value!r}")
-    return value
 
 
 def balanced_bounds(indptr: np.ndarray, rank: int, n_chunks: int) -> np.ndarray:
@@ -175,9 +164,9 @@ class ALS(RatingModel):
     # ------------------------------------------------------------------ hooks
     def _check_params(self, data: TrainData) -> None:
         self._rank = check_rank(self.rank, (data.n_users, data.n_items))
-        self._lambda = _check_non_negative_float(self.regularization, "regularization")
-        self._lambda_b = _check_non_negative_float(self.bias_regularization, "bias_regularization")
-        self._alpha = _check_non_negative_float(self.regularization_exponent, "regularization_exponent")
+        self._lambda = check_non_negative_float(self.regularization, "regularization")
+        self._lambda_b = check_non_negative_float(self.bias_regularization, "bias_regularization")
+        self._alpha = check_non_negative_float(self.regularization_exponent, "regularization_exponent")
         self._init_std = check_positive_float(self.init_std, "init_std")
         self._threads = check_n_threads(self.n_threads)
 

@@ -31,25 +31,14 @@ rank 0 (``user_factors_`` has shape ``(n_users, 0)``), so it shares
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, ClassVar
 
 import numpy as np
 
-from factorise._validation import check_non_negative_int
+from factorise._validation import check_non_negative_float, check_non_negative_int
 from factorise.models._base import RatingModel, TrainData
 
 __all__ = ["Baseline"]
-
-
-def _check_non_negative_float(value: object, name: str) -> float:
-    rule = f"`{name}` must be a finite real number >= 0"
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{rule}; got {value!r}")
-    return value
 
 
 def bias_step(
@@ -175,13 +164,13 @@ class Baseline(RatingModel):
 
     def _lambdas(self) -> tuple[float, float]:
         """``(lambda_u, lambda_i)`` after validation."""
-        default = _check_non_negative_float(self.regularization, "regularization")
+        default = check_non_negative_float(self.regularization, "regularization")
         lam_u = default
         if self.user_regularization is not None:
-            lam_u = _check_non_negative_float(self.user_regularization, "user_regularization")
+            lam_u = check_non_negative_float(self.user_regularization, "user_regularization")
         lam_i = default
         if self.item_regularization is not None:
-            lam_i = _check_non_negative_float(self.item_regularization, "item_regularization")
+            lam_i = check_non_negative_float(self.item_regularization, "item_regularization")
         return lam_u, lam_i
 
     # ------------------------------------------------------------------ hooks

@@ -65,7 +65,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from factorise._threads import check_n_threads
-from factorise._validation import check_non_negative_int, check_positive_float
+from factorise._validation import check_non_negative_float, check_non_negative_int, check_positive_float
 from factorise.exceptions import DivergenceError
 from factorise.kernels.sgd_ratings import sgd_ratings_epoch
 from factorise.models._base import RatingModel, TrainData
@@ -74,16 +74,6 @@ from factorise.models._blocks import BlockGrid, make_grid, resolve_n_blocks, sgd
 __all__ = ["BiasedMF"]
 
 logger = logging.getLogger(__name__)
-
-
-def _check_non_negative_float(value: object, name: str) -> float:
-    rule = f"`{name}` must be a finite real number >= 0"
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{rule}; got {value!r}")
-    return value
 
 
 def _check_decay(value: object, name: str) -> float:
@@ -244,9 +234,9 @@ class BiasedMF(RatingModel):
             )
         check_non_negative_int(self.n_epochs, "n_epochs")
         check_positive_float(self.learning_rate, "learning_rate")
-        _check_non_negative_float(self.regularization, "regularization")
+        check_non_negative_float(self.regularization, "regularization")
         check_positive_float(self.bias_learning_rate, "bias_learning_rate")
-        _check_non_negative_float(self.bias_regularization, "bias_regularization")
+        check_non_negative_float(self.bias_regularization, "bias_regularization")
         _check_decay(self.learning_rate_decay, "learning_rate_decay")
         check_positive_float(self.init_std, "init_std")
         if self.patience is not None:
