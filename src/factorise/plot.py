@@ -8,7 +8,7 @@ from typing import Any
 
 from factorise.io import atomic_write
 
-__all__ = ["plot_learning_curves"]
+__all__ = ["plot_learning_curves", "require_matplotlib"]
 
 History = Sequence[Mapping[str, float]]
 
@@ -24,6 +24,11 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def require_matplotlib() -> None:
+    """Raise the install advice now if matplotlib is missing (before a long fit, not after)."""
+    _pyplot()
 
 
 def plot_learning_curves(

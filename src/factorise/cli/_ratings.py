@@ -211,6 +211,10 @@ def fit(args: argparse.Namespace) -> None:
 
     _check_writable_target(args.save, "--save")
     _check_writable_target(args.plot, "--plot")
+    if args.plot:
+        from factorise.plot import require_matplotlib
+
+        require_matplotlib()
     model = build_model(args)
     check_memory(args.ratings, args.algo, args.max_memory)
     ratings = read_ratings(args.ratings)
@@ -335,6 +339,10 @@ def evaluate(args: argparse.Namespace) -> None:
     from factorise.evaluation import KFold, cross_validate, movielens_folds
 
     _check_writable_target(args.plot, "--plot")
+    if args.plot:
+        from factorise.plot import require_matplotlib
+
+        require_matplotlib()
     model = build_model(args)
     k = args.k
     metrics = ("rmse", "mae", f"precision@{k}", f"recall@{k}", f"ndcg@{k}")
