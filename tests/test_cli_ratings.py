@@ -197,3 +197,18 @@ def test_default_rank_is_lowered_for_small_data_but_explicit_rank_is_checked(tmp
     assert "the default rank 128 is more than these data allow; using rank 20" in result.stderr
     explicit = run("fit", str(path), "--rank", "25")
     assert explicit.returncode == 2 and "rank" in explicit.stderr and "25" in explicit.stderr
+
+
+def test_plot_without_matplotlib_fails_before_fitting(
+    tmp_path: Path, data: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import factorise.data
+    from factorise.cli import main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    read: list[object] = []
+    monkeypatch.setattr(factorise.data, "read_ratings", lambda *a, **k: read.append(a))
+    code = main(["fit", str(data[0]), "--algo", "baseline", "--plot", str(tmp_path / "c.png")])
+    assert code == 2
+    assert "plotting needs matplotlib: pip install 'factorise[plot]'" in capsys.readouterr().err
+    assert read == []  # nothing was read or fitted
