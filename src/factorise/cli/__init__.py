@@ -158,6 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="factorise: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
+    shown = warnings.showwarning
     warnings.showwarning = _show_warning
     try:
         args.run(args)
@@ -170,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("factorise: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = shown
     return 0
 
 
