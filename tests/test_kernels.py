@@ -184,3 +184,13 @@ def test_parallel_squared_error_matches_serial() -> None:
         5.0,
     )
     assert rk.sum_squared_error_parallel(*args) == pytest.approx(rk.sum_squared_error(*args), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sum_squared_deviation_matches_numpy(seed: int) -> None:
+    from factorise.kernels import ratings as rk
+
+    values = np.random.default_rng(seed).uniform(1, 5, 1000 + seed).astype(np.float32)
+    centre = float(np.mean(values, dtype=np.float64))
+    expected = float(np.sum((values.astype(np.float64) - centre) ** 2))
+    assert rk.sum_squared_deviation(values, centre) == pytest.approx(expected, rel=1e-12)

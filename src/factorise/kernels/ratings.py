@@ -9,7 +9,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["predict_pairs", "sum_squared_error", "sum_squared_error_parallel"]
+__all__ = ["predict_pairs", "sum_squared_deviation", "sum_squared_error", "sum_squared_error_parallel"]
 
 _FASTMATH = {"reassoc", "contract"}
 
@@ -115,4 +115,14 @@ def sum_squared_error_parallel(
     for t in numba.prange(users.shape[0]):
         e = values[t] - min(max(_predict_one(users[t], items[t], mu, bu, bi, P, Q), low), high)
         total += e * e
+    return total
+
+
+@numba.njit(cache=True, nogil=True)
+def sum_squared_deviation(values: np.ndarray, centre: float) -> float:  # pragma: no cover - compiled
+    """``sum((values - centre) ** 2)`` in float64, in one pass and without a temporary array."""
+    total = 0.0
+    for t in range(values.shape[0]):
+        d = float(values[t]) - centre
+        total += d * d
     return total

@@ -136,7 +136,9 @@ def _train_probe(data: TrainData, rng: np.random.Generator) -> tuple[np.ndarray,
     n = data.values.shape[0]
     if n <= TRAIN_RMSE_SAMPLE:
         return data.users, data.items, data.values
-    pick = np.sort(rng.choice(n, size=TRAIN_RMSE_SAMPLE, replace=False))
+    # drawn with replacement (unbiased all the same, and far cheaper than without); sorted so
+    # that the gather below reads the ratings in order
+    pick = np.sort(rng.integers(0, n, size=TRAIN_RMSE_SAMPLE))
     return data.users[pick], data.items[pick], data.values[pick]
 
 

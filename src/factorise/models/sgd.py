@@ -67,6 +67,7 @@ import numpy as np
 from factorise._threads import check_n_threads
 from factorise._validation import check_non_negative_float, check_non_negative_int, check_positive_float
 from factorise.exceptions import DivergenceError
+from factorise.kernels.ratings import sum_squared_deviation
 from factorise.kernels.sgd_ratings import sgd_ratings_epoch
 from factorise.models._base import RatingModel, TrainData
 from factorise.models._blocks import BlockGrid, make_grid, resolve_n_blocks, sgd_blocks_sweep, use_blocks
@@ -249,7 +250,8 @@ class BiasedMF(RatingModel):
     def _initialize(self, data: TrainData, rng: np.random.Generator) -> None:
         k, std = int(self.rank), float(self.init_std)
         self._float = np.dtype(self.dtype).type
-        sigma = float(np.std(data.values, dtype=np.float64))
+        n = max(1, data.values.shape[0])
+        sigma = math.sqrt(sum_squared_deviation(data.values, float(data.global_mean)) / n)
         self._sigma = sigma if sigma > 1e-6 * max(1.0, abs(data.global_mean)) else 1.0
         logger.debug("BiasedMF: SGD in units of the rating standard deviation %.4g", self._sigma)
         scale = self._float(math.sqrt(self._sigma) * std)
