@@ -274,6 +274,7 @@ class BiasedMF(RatingModel):
             logger.debug("BiasedMF: serial SGD (%d ratings)", n)
         self._last_sgd_rmse = math.nan
         self._last_lr = math.nan
+        self._last_step = int(self.n_epochs)
 
     def _step(self, data: TrainData, step: int, rng: np.random.Generator) -> bool:
         decay = float(self.learning_rate_decay) ** (step - 1)
@@ -298,14 +299,9 @@ class BiasedMF(RatingModel):
         else:
             rng.shuffle(self._order)  # a fresh order each epoch, in place: no copy of the data
             sse = sgd_ratings_epoch(data.users, data.items, self._values, self._order, *scalars)
-        finite = (
-            math.isfinite(sse)
-            and np.isfinite(self.user_bias_).all()
-            and np.isfinite(self.item_bias_).all()
-            and np.isfinite(self.user_factors_).all()
-            and np.isfinite(self.item_factors_).all()
-        )
-        if not finite:
+        # a non-finite bias or factor makes the next errors non-finite, so the sum catches it
+        # an epoch later at most; the arrays themselves are checked once, after the last epoch
+        if not math.isfinite(sse) or (step == self._last_step and not self._all_finite()):
             raise DivergenceError(
                 f"{type(self).__name__} diverged in epoch {step}: the biases or factors became NaN or "
                 f"infinite; try a smaller learning_rate (now {float(self.learning_rate):.3g}; e.g. "
@@ -315,6 +311,14 @@ class BiasedMF(RatingModel):
         self._last_sgd_rmse = math.sqrt(sse / max(1, data.values.shape[0]))
         self._last_lr = lr
         return False
+
+    def _all_finite(self) -> bool:
+        return bool(
+            np.isfinite(self.user_bias_).all()
+            and np.isfinite(self.item_bias_).all()
+            and np.isfinite(self.user_factors_).all()
+            and np.isfinite(self.item_factors_).all()
+        )
 
     def _finish(self) -> None:
         # the visiting order and the block grid hold 4 bytes per rating: drop them
