@@ -11,26 +11,8 @@ import numpy as np
 
 __all__ = ["predict_pairs", "sum_squared_deviation", "sum_squared_error", "sum_squared_error_parallel"]
 
-_FASTMATH = {"reassoc", "contract"}
 
-
-@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH, inline="always")
-def _predict_one(u, i, mu, bu, bi, P, Q):  # pragma: no cover - compiled
-    """``mu + bu[u] + bi[i] + P[u] . Q[i]``, an index of -1 counting as zero bias and factors."""
-    s = mu
-    if u >= 0:
-        s += bu[u]
-    if i >= 0:
-        s += bi[i]
-    if u >= 0 and i >= 0:
-        acc = 0.0
-        for j in range(P.shape[1]):
-            acc += P[u, j] * Q[i, j]
-        s += acc
-    return s
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def predict_pairs(
     users: np.ndarray,
     items: np.ndarray,
@@ -56,11 +38,24 @@ def predict_pairs(
     out : ndarray of float64
         Output, one per pair.
     """
+    k = P.shape[1]
     for t in range(users.shape[0]):
-        out[t] = _predict_one(users[t], items[t], mu, bu, bi, P, Q)
+        u = users[t]
+        i = items[t]
+        s = mu
+        if u >= 0:
+            s += bu[u]
+        if i >= 0:
+            s += bi[i]
+        if u >= 0 and i >= 0:
+            acc = 0.0
+            for j in range(k):
+                acc += P[u, j] * Q[i, j]
+            s += acc
+        out[t] = s
 
 
-@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def sum_squared_error(
     users: np.ndarray,
     items: np.ndarray,
@@ -90,14 +85,28 @@ def sum_squared_error(
     -------
     float
     """
+    k = P.shape[1]
     total = 0.0
     for t in range(users.shape[0]):
-        e = values[t] - min(max(_predict_one(users[t], items[t], mu, bu, bi, P, Q), low), high)
+        u = users[t]
+        i = items[t]
+        s = mu
+        if u >= 0:
+            s += bu[u]
+        if i >= 0:
+            s += bi[i]
+        if u >= 0 and i >= 0:
+            acc = 0.0
+            for j in range(k):
+                acc += P[u, j] * Q[i, j]
+            s += acc
+        s = min(max(s, low), high)
+        e = values[t] - s
         total += e * e
     return total
 
 
-@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FASTMATH)
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath={"reassoc", "contract"})
 def sum_squared_error_parallel(
     users: np.ndarray,
     items: np.ndarray,
@@ -111,9 +120,23 @@ def sum_squared_error_parallel(
     high: float,
 ) -> float:  # pragma: no cover - compiled
     """:func:`sum_squared_error` over the ratings in parallel (the sum's order may vary)."""
+    k = P.shape[1]
     total = 0.0
     for t in numba.prange(users.shape[0]):
-        e = values[t] - min(max(_predict_one(users[t], items[t], mu, bu, bi, P, Q), low), high)
+        u = users[t]
+        i = items[t]
+        s = mu
+        if u >= 0:
+            s += bu[u]
+        if i >= 0:
+            s += bi[i]
+        if u >= 0 and i >= 0:
+            acc = 0.0
+            for j in range(k):
+                acc += P[u, j] * Q[i, j]
+            s += acc
+        s = min(max(s, low), high)
+        e = values[t] - s
         total += e * e
     return total
 
