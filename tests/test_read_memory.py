@@ -365,3 +365,37 @@ def test_segments_cover_every_line_once(tmp_path: Path) -> None:
         assert all(p.endswith(b"\n") for p in pieces[:-1])
         joined = b"".join(pieces).decode()
         assert [line for line in joined.split("\n") if line] == lines
+
+
+def test_stored_ratings_are_12_bytes_each_and_fit_does_not_copy(tmp_path: Path) -> None:
+    """int32 users, int32 items, float32 values, C-contiguous; the fit's training arrays are those."""
+    import factorise.models._base as base
+    from factorise import read_ratings
+    from factorise.models import BiasedMF
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    path = tmp_path / "r.csv"
+    pairs = {(int(u), int(i)): int(r) for u, i, r in zip(rng.integers(0, 200, n), rng.integers(0, 90, n), rng.integers(1, 6, n))}
+    path.write_text("user,item,rating\n" + "".join(f"{u},{i},{r}\n" for (u, i), r in pairs.items()))
+    ratings = read_ratings(path)
+    for array, dtype in ((ratings.users, np.int32), (ratings.items, np.int32), (ratings.values, np.float32)):
+        assert array.dtype == dtype and array.flags.c_contiguous and array.ndim == 1
+    assert ratings.users.nbytes + ratings.items.nbytes + ratings.values.nbytes == 12 * len(ratings)
+    assert ratings.timestamps is None  # none in the file: none kept
+
+    seen: list[base.TrainData] = []
+    real = BiasedMF._initialize
+
+    def spy(self, data, rng):  # type: ignore[no-untyped-def]
+        seen.append(data)
+        return real(self, data, rng)
+
+    BiasedMF._initialize = spy  # type: ignore[method-assign]
+    try:
+        BiasedMF(rank=4, n_epochs=1, random_state=0).fit(ratings)
+    finally:
+        BiasedMF._initialize = real  # type: ignore[method-assign]
+    data = seen[0]
+    assert np.shares_memory(data.users, ratings.users) or data.users is ratings.users
+    assert np.shares_memory(data.values, ratings.values)
