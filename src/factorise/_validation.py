@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 
@@ -86,6 +87,16 @@ def check_non_negative_int(value: object, name: str) -> int:
     return value
 
 
+def _check_real(value: object, rule: str, ok: Callable[[float], bool]) -> float:
+    """``value`` as a finite float satisfying ``ok``, or a TypeError/ValueError stating ``rule``."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"{rule}; got {value!r}")
+    return value
+
+
 def check_positive_float(value: object, name: str) -> float:
     """Return ``value`` as a ``float`` after checking it is finite and > 0.
 
@@ -101,13 +112,7 @@ def check_positive_float(value: object, name: str) -> float:
     float
         The validated value.
     """
-    rule = f"`{name}` must be a finite real number > 0"
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{rule}; got {value!r}")
-    return value
+    return _check_real(value, f"`{name}` must be a finite real number > 0", lambda v: v > 0)
 
 
 def check_non_negative_float(value: object, name: str) -> float:
@@ -125,13 +130,7 @@ def check_non_negative_float(value: object, name: str) -> float:
     float
         The validated value.
     """
-    rule = f"`{name}` must be a finite real number >= 0"
-    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{rule}; got {value!r}")
-    return value
+    return _check_real(value, f"`{name}` must be a finite real number >= 0", lambda v: v >= 0)
 
 
 def check_random_state(random_state: object) -> np.random.Generator:
