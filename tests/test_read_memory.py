@@ -23,7 +23,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from factorise.data import DuplicateRatingsWarning, IdMap, Ratings, _ratings, _reader, as_ratings, read_ratings
+from factorise.data import (
+    DuplicateRatingsWarning,
+    IdMap,
+    Ratings,
+    _collect,
+    _columnar,
+    _ratings,
+    _sniff,
+    _text,
+    as_ratings,
+    read_ratings,
+)
 from factorise.kernels import duplicates, duplicates_reference
 
 # -- the duplicate kernel against its reference ------------------------------------------------
@@ -298,9 +309,9 @@ def test_text_reader_gives_the_same_ratings_every_way(
     for chunk_size in (37, 1000, 1 << 22):
         _same(_read(path, chunk_size=chunk_size), expected)
         _same(_read(gz, chunk_size=chunk_size), expected)  # no estimate: the arrays grow
-    monkeypatch.setattr(_reader, "_expected_rows", lambda file, layout: 1)  # far too few: grown many times
+    monkeypatch.setattr(_text, "_expected_rows", lambda file, layout: 1)  # far too few: grown many times
     _same(_read(path, chunk_size=200), expected)
-    monkeypatch.setattr(_reader, "_expected_rows", lambda file, layout: 10**6)  # far too many: cut at the end
+    monkeypatch.setattr(_text, "_expected_rows", lambda file, layout: 10**6)  # far too many: cut at the end
     got = _read(path, chunk_size=200)
     _same(got, expected)
     assert got.users.shape[0] == len(expected)
@@ -336,7 +347,7 @@ def test_parquet_table_and_text_agree(tmp_path: Path) -> None:
 
 
 def test_large_row_groups_are_read_in_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_reader, "_WHOLE_ROW_GROUP", 100)
+    monkeypatch.setattr(_columnar, "_WHOLE_ROW_GROUP", 100)
     columns = _sample(np.random.default_rng(4), 3000)
     path = tmp_path / "r.parquet"
     pq.write_table(pa.table({k: pa.array(v) for k, v in columns.items()}), path, row_group_size=1000)
@@ -359,9 +370,9 @@ def test_segments_cover_every_line_once(tmp_path: Path) -> None:
     text = "\ufeffuser,item,rating\n\n" + "\n".join(lines) + "\n\n"
     path = tmp_path / "r.csv"
     path.write_text(text)
-    layout = _reader._sniff(path, str(path), None, None, None, _reader._RATINGS)
+    layout = _sniff._sniff(path, str(path), None, None, None, _collect._RATINGS)
     for size in (5, 16, 100, 4096):
-        pieces = [p.to_pybytes() for p in _reader._segments(path, layout, size)]
+        pieces = [p.to_pybytes() for p in _text._segments(path, layout, size)]
         assert all(p.endswith(b"\n") for p in pieces[:-1])
         joined = b"".join(pieces).decode()
         assert [line for line in joined.split("\n") if line] == lines
