@@ -144,8 +144,15 @@ def test_extra_columns_are_ignored(tmp_path: Path) -> None:
         f'{r},"{t}",{i},{u},{d}\n' for r, t, i, u, d in rows
     )
     _check(read_pairs(_write(tmp_path, "r.csv", text)))
-    plain = "".join(f"{u},{i},3,{u * 7},extra text\n" for u, i in PAIRS)
-    _check(read_pairs(_write(tmp_path, "p.csv", plain)))
+    four = "".join(f"{u},{i},3,extra text\n" for u, i in PAIRS)  # up to four: the first two are the ids
+    _check(read_pairs(_write(tmp_path, "p.csv", four)))
+    five = "".join(f"{u},{i},3,{u * 7},extra text\n" for u, i in PAIRS)
+    path = _write(tmp_path, "q.csv", five)
+    message = _error(path)
+    assert "cannot tell which columns hold the user and item" in message, message
+    assert "there is no header line and there are 5 columns" in message, message
+    assert "e.g. columns=[0, 1]" in message, message
+    _check(read_pairs(path, columns=[0, 1]))
 
 
 @pytest.mark.parametrize(

@@ -80,8 +80,17 @@ def test_csv_without_header_three_and_four_columns(tmp_path: Path) -> None:
     _check(read_ratings(_write(tmp_path, "b.csv", _lines(",", ts=False))), ts=False)
 
 
-def test_unrecognised_header_falls_back_to_positions(tmp_path: Path) -> None:
-    _check(read_ratings(_write(tmp_path, "a.csv", _lines(",", header="a,b,c,d"))))
+def test_unrecognised_header_of_four_columns_is_ambiguous(tmp_path: Path) -> None:
+    path = _write(tmp_path, "a.csv", _lines(",", header="a,b,c,d"))
+    message = _error(path)
+    assert "cannot tell which columns hold the user, item and rating" in message, message
+    assert "the header names none of them and there are 4 columns" in message, message
+    assert "0='a', 1='b', 2='c', 3='d'" in message and "pass `columns` with their names" in message, message
+    _check(read_ratings(path, columns=["a", "b", "c", "d"]))
+    three = _write(tmp_path, "b.csv", _lines(",", header="a,b,c", ts=False))  # three columns: no guess
+    _check(read_ratings(three), ts=False)
+    stamped = _write(tmp_path, "c.csv", _lines(",", header="a,b,c,timestamp"))  # the fourth is named
+    _check(read_ratings(stamped))
 
 
 def test_movielens_100k_tsv_layout(tmp_path: Path) -> None:
@@ -135,14 +144,25 @@ def test_gzip_compressed_text(tmp_path: Path) -> None:
     _check(read_ratings(path))
 
 
-def test_extra_columns_are_ignored(tmp_path: Path) -> None:
+def test_extra_columns_without_a_header_are_ambiguous(tmp_path: Path) -> None:
     text = "".join(f"{u}\t{i}\t{v:g}\t{t}\tsome text\t9.5\n" for u, i, v, t in ROWS)
-    _check(read_ratings(_write(tmp_path, "r.tsv", text)))
+    path = _write(tmp_path, "r.tsv", text)
+    message = _error(path)
+    assert "there is no header line and there are 6 columns" in message, message
+    assert "0='1', 1='10', 2='4', 3='100', 4='some text', 5='9.5'" in message, message
+    assert "pass `columns` with their 0-based positions, e.g. columns=[0, 1, 5]" in message, message
+    _check(read_ratings(path, columns=[0, 1, 2, 3]))
+    named = _write(tmp_path, "h.tsv", "user\titem\trating\ttimestamp\ttext\tx\n" + text)
+    _check(read_ratings(named))  # a header that names the columns: the others are ignored
 
 
-def test_non_integer_fourth_column_is_not_a_timestamp(tmp_path: Path) -> None:
+def test_non_integer_fourth_column_without_a_header_is_ambiguous(tmp_path: Path) -> None:
     text = "".join(f"{u},{i},{v:g},2020-01-0{k + 1}\n" for k, (u, i, v, _) in enumerate(ROWS))
-    _check(read_ratings(_write(tmp_path, "r.csv", text)), ts=False)
+    path = _write(tmp_path, "r.csv", text)
+    message = _error(path)
+    assert "the fourth column is not an integer timestamp" in message, message
+    assert "3='2020-01-01'" in message, message
+    _check(read_ratings(path, columns=[0, 1, 2]), ts=False)
 
 
 def test_timestamp_column_of_dates_is_left_out(tmp_path: Path) -> None:
@@ -165,10 +185,11 @@ def test_tab_separated_with_padding_keeps_empty_fields_apart(tmp_path: Path) -> 
 
 def test_explicit_header_option(tmp_path: Path) -> None:
     path = _write(tmp_path, "r.csv", _lines(","))
-    r = read_ratings(path, header=True)  # the first line is taken as a header
+    r = read_ratings(path, header=True, columns=["1", "10", "4"])  # the first line is taken as a header
     assert r.raw_users.tolist() == [u for u, _, _, _ in ROWS[1:]]
+    assert "the header names none of them and there are 4 columns" in _error(path, header=True)
     headed = _write(tmp_path, "h.csv", _lines(",", header="userId,movieId,rating,timestamp"))
-    message = _error(headed, header=False)
+    message = _error(headed, header=False, columns=[0, 1, 2, 3])
     assert re.search(r"h\.csv, line 1: rating 'rating' is not a number", message), message
 
 

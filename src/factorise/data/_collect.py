@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from factorise.data._columns import _REQUIRED, _ROLES
+from factorise.data._options import is_flag, spell
 from factorise.data._ratings import Ratings, _IdEncoder, _owned_deduplicated, _shrink
 
 _T_co = TypeVar("_T_co", covariant=True)
@@ -160,13 +161,30 @@ class _Target(Generic[_R]):
     required: tuple[str, ...]  # roles every record has
     roles: tuple[str, ...]  # roles read: the required ones and optional ones (timestamp)
     noun: str  # what the records are, for messages: "ratings", "pairs"
-    columns_rule: str  # the rule for the `columns` option
     collector: Callable[[str, int | None], _Collector[_R]]  # (source, expected number of rows)
 
     @property
     def need(self) -> str:
         """The required roles, for messages: '3 (user, item, rating)'."""
         return f"{len(self.required)} ({', '.join(self.required)})"
+
+    @property
+    def columns_rule(self) -> str:
+        """The rule for the `columns` option, spelled for the caller (keyword or flag)."""
+        name = spell("columns")
+        count = "3 or 4" if len(self.required) == 3 else "2 to 4"
+        if is_flag("columns"):
+            order = "user, item, rating[, timestamp]" if len(self.required) == 3 else "user, item[, rating, timestamp]"
+            return f"{name} must list {count} column names or 0-based positions, separated by commas: {order}"
+        if len(self.required) == 3:
+            return (
+                f"{name} must map 'user', 'item', 'rating' (and optionally 'timestamp') to column names or "
+                f"0-based positions, or list {count} of them in that order"
+            )
+        return (
+            f"{name} must map 'user' and 'item' (and optionally 'rating', 'timestamp', not read) to column "
+            f"names or 0-based positions, or list {count} of them in the order user, item, rating, timestamp"
+        )
 
     def keep(self, found: dict[str, int]) -> dict[str, int]:
         """The positions of the roles read, from positions found for any role."""
@@ -177,20 +195,12 @@ _RATINGS: _Target[Ratings] = _Target(
     required=_REQUIRED,
     roles=_ROLES,
     noun="ratings",
-    columns_rule=(
-        "`columns` must map 'user', 'item', 'rating' (and optionally 'timestamp') to column names or "
-        "0-based positions, or list 3 or 4 of them in that order"
-    ),
     collector=_RatingColumns,
 )
 _PAIRS: _Target[tuple[np.ndarray, np.ndarray]] = _Target(
     required=("user", "item"),
     roles=("user", "item"),
     noun="pairs",
-    columns_rule=(
-        "`columns` must map 'user' and 'item' (and optionally 'rating', 'timestamp', not read) to column "
-        "names or 0-based positions, or list 2 to 4 of them in the order user, item, rating, timestamp"
-    ),
     collector=_PairColumns,
 )
 

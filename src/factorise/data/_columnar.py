@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from factorise.data._collect import _R, _RATINGS, _BadValue, _first_unconvertible, _Target
 from factorise.data._columns import _check_columns, _resolve_columns
+from factorise.data._options import spell
 from factorise.data._ratings import Ratings
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ def _read_parquet(
                     yield [batch.column(k) for k in range(len(names))]
                 del batches
 
+        def first_row() -> list[str] | None:
+            batch = next(parquet.iter_batches(batch_size=1, use_threads=False), None)
+            return None if batch is None else _row_text(batch)
+
         try:
             return _read_columnar(
                 list(schema.names),
@@ -63,6 +68,7 @@ def _read_parquet(
                 source,
                 target,
                 parquet.metadata.num_rows,
+                first_row,
             )
         except (pa.ArrowException, OSError) as exc:
             raise ValueError(f"{source}: cannot read the Parquet file: {exc}") from None
@@ -76,14 +82,21 @@ def _from_table(table: pa.Table | pa.RecordBatch, kwargs: dict[str, Any]) -> Rat
 
     names = [str(n) for n in table.schema.names]
     return _read_columnar(
-        names, lambda j: table.schema.field(j).type, fetch, request, type(table).__name__, _RATINGS, table.num_rows
+        names,
+        lambda j: table.schema.field(j).type,
+        fetch,
+        request,
+        type(table).__name__,
+        _RATINGS,
+        table.num_rows,
+        lambda: _row_text(table.slice(0, 1)),
     )
 
 
 def _table_options(kwargs: dict[str, Any], what: str) -> dict[str, str | int] | None:
     extra = sorted(k for k in kwargs if k != "columns")
     if extra:
-        raise TypeError(f"options {extra} do not apply to {what}; only `columns` does")
+        raise TypeError(f"options {extra} do not apply to {what}; only {spell('columns')} does")
     return _check_columns(kwargs.get("columns"), _RATINGS)
 
 
@@ -106,8 +119,13 @@ def _from_frame(frame: Any, kwargs: dict[str, Any]) -> Ratings:
     def fetch(positions: list[int]) -> Iterator[list[Any]]:
         yield [column(j) for j in positions]
 
+    def first_row() -> list[str] | None:
+        return [str(frame.iloc[0, j]) for j in range(frame.shape[1])] if len(frame) else None
+
     names = [str(c) for c in frame.columns]
-    return _read_columnar(names, lambda j: column(j).type, fetch, request, "DataFrame", _RATINGS, len(frame))
+    return _read_columnar(
+        names, lambda j: column(j).type, fetch, request, "DataFrame", _RATINGS, len(frame), first_row
+    )
 
 
 def _read_columnar(
@@ -118,18 +136,25 @@ def _read_columnar(
     source: str,
     target: _Target[_R],
     n_rows: int | None = None,
+    first_row: Callable[[], list[str] | None] = lambda: None,
 ) -> _R:
     """Ratings or pairs from columnar data with typed columns (Parquet, a Table, a DataFrame).
 
     ``fetch(positions)`` yields batches: lists of arrays, one per position;
-    ``n_rows`` is their total length when known.
+    ``n_rows`` is their total length when known; ``first_row()`` gives the
+    first row's values as text, for messages. Column names that are just
+    their positions (``"0"``, ``"1"``, ...: a DataFrame built from a list)
+    name nothing, as a file without a header line.
     """
 
     def integer_like(j: int) -> bool:
         t = _value_type(column_type(j))
         return pa.types.is_integer(t) or pa.types.is_timestamp(t)
 
-    columns, asked = _resolve_columns(names, len(names), request, source, integer_like, target)
+    named = names != [str(j) for j in range(len(names))]
+    columns, asked = _resolve_columns(
+        names, len(names), request, source, integer_like, target, first_row, named=named
+    )
     kinds: dict[str, str] = {}
     for role, j in list(columns.items()):
         t = _value_type(column_type(j))
@@ -152,6 +177,13 @@ def _read_columnar(
     except _BadValue as bad:
         raise ValueError(f"{source}, row {bad.row + 1}: {bad.message}") from None
     return acc.build()
+
+
+def _row_text(table: pa.Table | pa.RecordBatch) -> list[str] | None:
+    """The first row of ``table``, each value as text; None when it has no rows."""
+    if table.num_rows == 0:
+        return None
+    return [str(table.column(j)[0].as_py()) for j in range(table.num_columns)]
 
 
 _KIND_RULE = {

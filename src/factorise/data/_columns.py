@@ -7,12 +7,15 @@ user, item, rating and timestamp columns here.
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from factorise.data._options import example, spell
 
 if TYPE_CHECKING:
     from factorise.data._collect import _Target
@@ -57,6 +60,7 @@ _NAMES: dict[str, frozenset[str]] = {
 }
 
 def _check_columns(columns: object, target: _Target[Any]) -> dict[str, str | int] | None:
+    """The `columns` option as a mapping from role to name or position; None when not given."""
     rule = target.columns_rule
     if columns is None:
         return None
@@ -80,11 +84,58 @@ def _check_columns(columns: object, target: _Target[Any]) -> dict[str, str | int
             raise ValueError(f"{rule}; got position {where} for {role!r}")
     positions = [w for w in request.values()]
     if len(set(map(repr, positions))) != len(positions):
-        raise ValueError(f"`columns` must name a different column for each field; got {columns!r}")
+        raise ValueError(f"{spell('columns')} must name a different column for each field; got {columns!r}")
     return request
+
 
 def _normal_name(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+#: Values shown per column, and columns shown, in a message listing the columns found.
+_SHOW_CHARS = 24
+_SHOW_COLUMNS = 12
+
+
+def _show_columns(names: Sequence[str] | None, first_row: Sequence[str] | None) -> str:
+    """The columns found, for a message: ``0='u1', 1='i7', 2='3'`` (header names, or the first row's values)."""
+
+    def short(text: str) -> str:
+        return repr(text if len(text) <= _SHOW_CHARS else text[: _SHOW_CHARS - 3] + "...")
+
+    values = list(names) if names is not None else list(first_row or [])
+    shown = ", ".join(f"{j}={short(v)}" for j, v in enumerate(values[:_SHOW_COLUMNS]))
+    if len(values) > _SHOW_COLUMNS:
+        shown += f", ... ({len(values) - _SHOW_COLUMNS} more)"
+    if names is not None and first_row:
+        return f"header {shown}; first row " + ", ".join(short(v) for v in list(first_row)[:_SHOW_COLUMNS])
+    return shown
+
+
+def _example_columns(
+    names: Sequence[str] | None, first_row: Sequence[str] | None, n_columns: int, target: _Target[Any]
+) -> list[str | int]:
+    """A plausible value of `columns` for a message: the first two columns and a later numeric one.
+
+    Only an example (the message says so); nothing is read by it.
+    """
+    if len(target.required) == 2:
+        picks = [0, 1]
+    else:
+        row = list(first_row or [])
+        numeric = [j for j in range(2, min(n_columns, len(row))) if _looks_like_rating(row[j])]
+        picks = [0, 1, numeric[-1] if numeric else 2]
+    if names is not None:
+        return [names[j] for j in picks]
+    return list(picks)
+
+
+def _looks_like_rating(text: str) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) and abs(value) < 1e6  # a timestamp is not an example rating
 
 
 def _resolve_columns(
@@ -94,13 +145,29 @@ def _resolve_columns(
     source: str,
     integer_column: Callable[[int], bool],
     target: _Target[Any],
+    first_row: Callable[[], Sequence[str] | None] = lambda: None,
+    *,
+    named: bool | None = None,
 ) -> tuple[dict[str, int], bool]:
     """Positions of the roles ``target`` reads; and whether the timestamp was asked for.
 
     For ratings: user, item, rating (and timestamp); for pairs: user and item.
     ``integer_column(j)`` says whether column ``j`` looks like integers (for
-    taking an unnamed fourth column as the timestamp).
+    taking an unnamed fourth column as the timestamp); ``first_row()`` gives
+    the first data row's values, as text, for messages. ``named`` says
+    whether ``names`` are real names (False for a DataFrame whose column
+    labels are just their positions); by default whether ``names`` is given.
+
+    Without ``request``, columns are found by their names; when the names
+    identify none of them (or there are none), the first columns are taken
+    in role order only where that is no guess: at most three columns, or
+    four with an integer fourth column (the timestamp) or a fourth named
+    as the timestamp. Pairs take the first two columns of up to four.
+    Anything wider is ambiguous: a ValueError lists the columns found and
+    names the option that chooses them.
     """
+    if named is None:
+        named = names is not None
     if n_columns < len(target.required):
         raise ValueError(
             f"{source}: found {n_columns} column(s); need at least {target.need}"
@@ -113,7 +180,8 @@ def _resolve_columns(
                 if names is None:
                     raise ValueError(
                         f"{source}: column {where!r} (for {role}) cannot be found by name: the file has no "
-                        "header line; give 0-based positions in `columns`"
+                        f"header line; give 0-based positions in {spell('columns')}, e.g. "
+                        f"{example('columns', _example_columns(None, first_row(), n_columns, target))}"
                     )
                 exact = [j for j, n in enumerate(names) if n == where]
                 loose = [j for j, n in enumerate(names) if n.lower() == where.lower()]
@@ -131,22 +199,22 @@ def _resolve_columns(
                     )
                 found[role] = int(where)
         return target.keep(found), "timestamp" in target.keep(found)
-    if names is not None:
+    found = {}
+    if names is not None and named:
         normal = [_normal_name(n) for n in names]
-        found = {}
         for role in _ROLES:
             hits = [j for j, n in enumerate(normal) if n in _NAMES[role] and j not in found.values()]
             if hits:
                 found[role] = hits[0]
-        named = [r for r in target.required if r in found]
-        example = ", ".join(f"'{r}': ..." for r in target.required)
-        if len(named) == len(target.required):
+        named_roles = [r for r in target.required if r in found]
+        if len(named_roles) == len(target.required):
             return target.keep(found), False
-        if named:
+        if named_roles:
             missing = [r for r in target.required if r not in found]
             raise ValueError(
                 f"{source}: cannot tell which column holds the {' and '.join(missing)} "
-                f"(columns are {list(names)}); pass `columns`, e.g. columns={{{example}}}"
+                f"(columns are {list(names)}); pass {spell('columns')}, e.g. "
+                f"{example('columns', _example_columns(names, None, n_columns, target))}"
             )
         ignored = [role for role in found if role not in target.roles]
         if ignored:
@@ -154,12 +222,40 @@ def _resolve_columns(
             # and holds no ids: the first two columns are not the user and item.
             raise ValueError(
                 f"{source}: no {'/'.join(target.required)} columns: the header {list(names)} names "
-                f"{' and '.join(ignored)} but no {' or '.join(target.required)} column; pass `columns`, "
-                f"e.g. columns={{{example}}}"
+                f"{' and '.join(ignored)} but no {' or '.join(target.required)} column; pass "
+                f"{spell('columns')}, e.g. {example('columns', _example_columns(names, None, n_columns, target))}"
             )
-    found = {"user": 0, "item": 1}
+    by_position = {"user": 0, "item": 1}
     if "rating" in target.roles:
-        found["rating"] = 2
-        if n_columns >= 4 and integer_column(3):
-            found["timestamp"] = 3
-    return found, False
+        by_position["rating"] = 2
+    problem = _ambiguity(n_columns, named, found, integer_column, target)
+    if problem is not None:
+        header = names if named else None
+        raise ValueError(
+            f"{source}: cannot tell which columns hold the {', '.join(target.required[:-1])} and "
+            f"{target.required[-1]}: {problem} ({_show_columns(header, first_row())}); pass "
+            f"{spell('columns')} with their {'names' if named else '0-based positions'}, e.g. "
+            f"{example('columns', _example_columns(header, first_row(), n_columns, target))}"
+        )
+    if "rating" in target.roles and n_columns == 4:
+        by_position["timestamp"] = 3
+    return by_position, False
+
+
+def _ambiguity(
+    n_columns: int,
+    named: bool,
+    found: Mapping[str, int],
+    integer_column: Callable[[int], bool],
+    target: _Target[Any],
+) -> str | None:
+    """Why taking the first columns in role order would be a guess; None when it would not."""
+    if named:
+        if n_columns <= 3 or (n_columns == 4 and found.get("timestamp") == 3):
+            return None
+        return f"the header names none of them and there are {n_columns} columns"
+    if n_columns > 4:
+        return f"there is no header line and there are {n_columns} columns"
+    if n_columns == 4 and "timestamp" in target.roles and not integer_column(3):
+        return "there is no header line and the fourth column is not an integer timestamp"
+    return None

@@ -44,7 +44,7 @@ from factorise.data._collect import _PAIRS, _R, _RATINGS, _Target
 from factorise.data._columnar import _from_frame, _from_table, _read_parquet
 from factorise.data._columns import _check_columns
 from factorise.data._memory import _from_dense, _from_sparse, _from_tuple, _type_error
-from factorise.data._options import _check_sep, _no_options
+from factorise.data._options import _check_sep, _no_options, spell
 from factorise.data._ratings import Ratings
 from factorise.data._sniff import _detect_format
 from factorise.data._text import _read_text
@@ -80,9 +80,16 @@ def read_ratings(
     separator, whether the first line is a header, and which columns hold the
     user id, item id, rating and timestamp are detected from the first lines
     (a header such as ``userId,movieId,rating,timestamp``, ``user_id,item_id,
-    rating`` or ``user,item,rating``; without one, the first three columns,
-    and the fourth as timestamp when it holds integers). Other columns are
-    ignored.
+    rating`` or ``user,item,rating``). Other columns are ignored.
+
+    The layout is never guessed. Without a header line (or with one that
+    names none of the columns) the columns are taken in the order user,
+    item, rating only where that is the one reading: three columns, or four
+    whose fourth holds integers (taken as the timestamp) or is named as the
+    timestamp. A file with more columns and no header naming them, or a
+    headerless fourth column that is not an integer timestamp, is a
+    ValueError that lists the columns found (the first row's values, with
+    their 0-based positions) and asks for ``columns``.
 
     Ids that are all integers are kept as int64 (so ``"007"`` and ``"7"`` are
     the same id); otherwise every id of that column is a string. Duplicate
@@ -105,7 +112,7 @@ def read_ratings(
         ``"rating"`` and optionally ``"timestamp"`` to a column name (from the
         header or Parquet schema) or a 0-based position, or a sequence of 3 or
         4 names/positions in that order. Without ``"timestamp"`` no timestamps
-        are read. Detected when not given.
+        are read. Detected when not given; given, it always wins.
     format : {"csv", "parquet"}, optional
         ``"csv"`` for any delimited text, ``"parquet"`` for Parquet. Detected
         when not given.
@@ -125,9 +132,11 @@ def read_ratings(
         If an option has the wrong type.
     ValueError
         If the file is missing, empty, of an unknown format, has fewer than
-        three columns, lacks a requested column, has a line with the wrong
-        number of fields, or a missing, non-numeric or non-finite rating. The
-        message names the file and, for a bad line, its 1-based number.
+        three columns, has an ambiguous layout (see above) and no ``columns``,
+        lacks a requested column, has a line with the wrong number of fields,
+        or a missing, non-numeric or non-finite rating. The message names the
+        file and, for a bad line, its 1-based number. Options are named as
+        the caller spells them (the keyword here, the flag in the CLI).
 
     Notes
     -----
@@ -176,7 +185,10 @@ def read_pairs(
         ``"rating"`` or ``"timestamp"`` entry is accepted (so the options of
         :func:`read_ratings` can be reused); its column must exist but is
         not read. Detected when not given: columns named as user and item
-        in a header, else the first two.
+        in a header, else the first two -- of at most four columns when
+        there is no header line, of at most three when the header names none
+        of them; wider files are ambiguous (a ValueError listing the columns
+        found).
     format : {"csv", "parquet"}, optional
         As in :func:`read_ratings`; detected when not given.
     chunk_size : int, optional
@@ -193,8 +205,9 @@ def read_pairs(
         If an option has the wrong type.
     ValueError
         If the file is missing, empty, of an unknown format, has fewer than
-        two columns, lacks a requested column, has a header that names other
-        columns (rating, timestamp) but no user or item column, or has a
+        two columns, has an ambiguous layout and no ``columns``, lacks a
+        requested column, has a header that names other columns (rating,
+        timestamp) but no user or item column, or has a
         line with the wrong number of fields or a missing id. The message
         names the file and, for a bad line, its 1-based number.
 
@@ -220,14 +233,18 @@ def _read_file(
         raise TypeError(f"`path` must be a str or os.PathLike; got {path!r} of type {type(path).__name__}")
     sep = _check_sep(sep)
     if header is not None and not isinstance(header, (bool, np.bool_)):
-        raise TypeError(f"`header` must be True, False or None; got {header!r} of type {type(header).__name__}")
+        raise TypeError(
+            f"{spell('header')} must be True, False or None; got {header!r} of type {type(header).__name__}"
+        )
     request = _check_columns(columns, target)
     if format is not None and format not in ("csv", "parquet"):
-        raise ValueError(f"`format` must be 'csv', 'parquet' or None; got {format!r}")
+        raise ValueError(f"{spell('format')} must be 'csv', 'parquet' or None; got {format!r}")
     if not isinstance(chunk_size, numbers.Integral) or isinstance(chunk_size, (bool, np.bool_)):
-        raise TypeError(f"`chunk_size` must be an integer >= 1; got {chunk_size!r} of type {type(chunk_size).__name__}")
+        raise TypeError(
+            f"{spell('chunk_size')} must be an integer >= 1; got {chunk_size!r} of type {type(chunk_size).__name__}"
+        )
     if chunk_size < 1:
-        raise ValueError(f"`chunk_size` must be an integer >= 1; got {chunk_size}")
+        raise ValueError(f"{spell('chunk_size')} must be an integer >= 1; got {chunk_size}")
     chunk_size = int(chunk_size)
 
     file = Path(path)
@@ -242,7 +259,7 @@ def _read_file(
         format = _detect_format(file, source)
     if format == "parquet":
         if sep is not None or header is not None:
-            raise ValueError(f"{source}: `sep` and `header` apply to text files, not Parquet")
+            raise ValueError(f"{source}: {spell('sep')} and {spell('header')} apply to text files, not Parquet")
         return _read_parquet(file, source, request, chunk_size, target)
     return _read_text(file, source, sep, header, request, chunk_size, target)
 
@@ -256,8 +273,11 @@ def as_ratings(data: Any, **kwargs: Any) -> Ratings:
     * a ``str`` or ``os.PathLike`` -- read with :func:`read_ratings`
       (``kwargs`` are passed on);
     * a pandas DataFrame or a pyarrow Table -- columns found by name as in a
-      file header (``userId``, ``user_id``, ``user``, ...) or else the first
-      three (and a fourth integer column as timestamp); ``columns=`` as in
+      file header (``userId``, ``user_id``, ``user``, ...) or else, by the
+      rule of :func:`read_ratings`, the first three (and a fourth integer
+      column as timestamp) where that is no guess; an ambiguous layout is a
+      ValueError. Column labels that are just their positions (a DataFrame
+      built from a list) count as no header. ``columns=`` as in
       :func:`read_ratings` overrides;
     * a scipy.sparse matrix -- row index = user id, column index = item id,
       every *stored* entry is a rating. Explicitly stored zeros are ratings

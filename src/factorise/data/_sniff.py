@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from factorise.data._collect import _Target
 from factorise.data._columns import _NAMES, _REQUIRED, _normal_name, _resolve_columns
+from factorise.data._options import example, spell
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,9 @@ def _read_sample(file: Path, source: str) -> tuple[int, list[str]]:
             )
         raw = raw[: cut + 1]
     if b"\x00" in raw:
-        raise ValueError(f"{source}: unknown format: binary data, neither text nor Parquet; pass `format`")
+        raise ValueError(
+            f"{source}: unknown format: binary data, neither text nor Parquet; pass {spell('format')}"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -231,7 +234,7 @@ def _choose_sep(
         )
     raise ValueError(
         f"{source}: unknown format: cannot find a separator giving {need} or more fields per line "
-        "(tried tab, ',', ';', '|', '::' and whitespace); pass `sep`, or `format='parquet'`"
+        f"(tried tab, ',', ';', '|', '::' and whitespace); pass {spell('sep')}, or {example('format', 'parquet')}"
     )
 
 
@@ -267,7 +270,9 @@ def _sniff(
         values = [r[j] for r in data if r[j] != ""]
         return bool(values) and all(_is_int(v) for v in values)
 
-    columns, asked = _resolve_columns(names, n_fields, request, source, integer_column, target)
+    columns, asked = _resolve_columns(
+        names, n_fields, request, source, integer_column, target, lambda: data[0] if data else None
+    )
     stamps = columns.get("timestamp")
     if stamps is not None and not asked and not any(_is_int(r[stamps]) for r in data):
         # a column named like a time but holding none (dates, say): not read, not an error

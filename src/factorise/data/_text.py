@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from factorise.data._collect import _R, _BadValue, _first_unconvertible, _Target
+from factorise.data._options import spell
 from factorise.data._sniff import _COMPRESSION_SUFFIXES, _SAMPLE_BYTES, _Layout, _open_stream, _sniff
 
 logger = logging.getLogger(__name__)
@@ -260,7 +261,10 @@ def _read_text_pass(
             return _read_text_pass(file, source, layout, chunk_size, target, strings=True)
         hint = ""
         if "block" in message.lower():
-            hint = f" (is a line longer than `chunk_size` = {chunk_size} bytes? pass a larger chunk_size)"
+            hint = (
+                f" (is a line longer than {spell('chunk_size')} = {chunk_size} bytes? "
+                f"pass a larger {spell('chunk_size')})"
+            )
         raise ValueError(f"{source}: cannot read the file: {message}{hint}") from None
     if strings:
         # Every value converted on its own: the fast pass failed on something else.
