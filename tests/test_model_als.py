@@ -187,6 +187,7 @@ def test_objective_never_increases() -> None:
     assert np.all(np.diff(objective) <= 1e-6 * objective[:-1])
 
 
+@pytest.mark.filterwarnings("ignore::factorise.exceptions.ThreadsWarning")  # 3 threads on 2 cores, on purpose
 def test_same_seed_same_result_and_independent_of_threads() -> None:
     train, _ = _planted(np.random.default_rng(4), 120, 90, 3, 0.3, 0.3)
     fits = [ALS(rank=5, n_epochs=4, random_state=9, n_threads=threads).fit(train) for threads in (1, 2, 2, 3)]

@@ -176,11 +176,14 @@ def test_unknown_ids_fall_back_to_known_biases() -> None:
     assert model.predict([-1], [-1])[0] == pytest.approx(model.global_mean_)
 
 
-def test_zero_epochs_predict_the_global_mean() -> None:
-    r = random_ratings(5)
-    model = Baseline(n_epochs=0).fit(r)
-    assert model.history_ == [] and model.n_epochs_ == 0
-    np.testing.assert_allclose(model.predict(r.raw_users, r.raw_items), np.mean(r.values), rtol=1e-6)
+def test_zero_epochs_are_refused_before_any_work() -> None:
+    """One rule for every model: at least one step (a fit of none has no history)."""
+    model = Baseline(n_epochs=0)
+    with pytest.raises(ValueError, match=r"`n_epochs` must be an integer >= 1; got 0"):
+        model.validate_params()
+    with pytest.raises(ValueError, match=r"`n_epochs` must be an integer >= 1; got 0"):
+        model.fit(random_ratings(5))
+    assert not hasattr(model, "user_bias_")
 
 
 def test_deterministic_whatever_the_seed() -> None:
@@ -229,7 +232,7 @@ def test_params_clone_repr() -> None:
         ({"regularization": "big"}, TypeError, r"`regularization` .*'big'"),
         ({"user_regularization": -2}, ValueError, r"`user_regularization` .*; got -2"),
         ({"item_regularization": math.inf}, ValueError, r"`item_regularization` .*; got inf"),
-        ({"n_epochs": -1}, ValueError, r"`n_epochs` must be an integer >= 0; got -1"),
+        ({"n_epochs": -1}, ValueError, r"`n_epochs` must be an integer >= 1; got -1"),
         ({"n_epochs": 2.5}, TypeError, r"`n_epochs` must be an integer"),
         ({"patience": -1}, ValueError, r"`patience` must be an integer >= 0; got -1"),
     ],

@@ -16,12 +16,14 @@ import numpy as np
 __all__ = [
     "check_rank",
     "check_non_negative_int",
+    "check_positive_int",
     "check_positive_float",
     "check_non_negative_float",
     "check_random_state",
     "check_real_matrix",
     "check_mask",
     "check_finite_where",
+    "data_scale_problem",
 ]
 
 
@@ -83,6 +85,30 @@ def check_non_negative_int(value: object, name: str) -> int:
         raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
     value = int(value)  # type: ignore[arg-type]
     if value < 0:
+        raise ValueError(f"{rule}; got {value}")
+    return value
+
+
+def check_positive_int(value: object, name: str) -> int:
+    """Return ``value`` as an ``int`` after checking it is an integer >= 1.
+
+    Parameters
+    ----------
+    value : object
+        The value given by the caller.
+    name : str
+        Parameter name used in error messages.
+
+    Returns
+    -------
+    int
+        The validated value.
+    """
+    rule = f"`{name}` must be an integer >= 1"
+    if not _is_integer(value):
+        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
+    value = int(value)  # type: ignore[arg-type]
+    if value < 1:
         raise ValueError(f"{rule}; got {value}")
     return value
 
@@ -245,3 +271,45 @@ def check_finite_where(A: np.ndarray, observed: np.ndarray | None, name: str = "
             f"`{name}` must be finite{where}; got {float(A[r, c])!r} at row {r}, column {c} "
             f"({int(bad.sum())} non-finite cell(s) in all)"
         )
+
+
+def data_scale_problem(largest: float, dtype: object, n_values: int, *, name: str = "data") -> str | None:
+    """Say when data are too large for a dtype's arithmetic, or ``None`` when they are not.
+
+    Least squares sums the squares of the data (and of errors of the same
+    size): once ``n_values * largest**2`` passes the dtype's largest number,
+    the sum is infinite whatever the learning rate or regularization, and the
+    cure is to rescale the data. This is the rule: data whose largest
+    magnitude exceeds ``sqrt(finfo(dtype).max / n_values)`` are too large.
+
+    Parameters
+    ----------
+    largest : float
+        Largest ``|value|`` of the data.
+    dtype : numpy dtype or type
+        The floating dtype of the arithmetic (or of the stored factors).
+    n_values : int
+        Number of values summed.
+    name : str, optional
+        What the data are called in the message.
+
+    Returns
+    -------
+    str or None
+        A sentence naming the largest value, the dtype and the advice, or
+        ``None`` when the scale is not the problem.
+    """
+    info = np.finfo(np.dtype(dtype))  # type: ignore[call-overload]
+    limit = math.sqrt(float(info.max) / max(1, int(n_values)))
+    if not (largest > limit):  # NaN largest: not a scale problem
+        return None
+    if math.isinf(largest):
+        exponent = 0
+    else:
+        exponent = max(0, int(math.floor(math.log10(largest))))
+    return (
+        f"the {name} are too large for {info.dtype} arithmetic: the largest |value| is {largest:.3g}, "
+        f"and {n_values:,} squares of that size overflow {info.dtype} (largest {float(info.max):.3g}; "
+        f"values must stay below about {limit:.3g}); rescale the {name} (e.g. divide them by 1e{exponent}) "
+        f"-- a smaller learning rate or more regularization will not help"
+    )

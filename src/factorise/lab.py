@@ -24,6 +24,7 @@ from factorise._validation import (
     check_random_state,
     check_rank,
     check_real_matrix,
+    data_scale_problem,
 )
 from factorise.exceptions import DivergenceError
 
@@ -80,7 +81,10 @@ def sgd_factorise(
     TypeError, ValueError
         On invalid input (the message names the parameter and the rule).
     DivergenceError
-        If the factors become NaN or infinite; try a smaller ``lr``.
+        If the factors become NaN or infinite: try a smaller ``lr``, or, when
+        the message says the values of ``A`` are too large for the dtype's
+        arithmetic (their squares overflow), rescale ``A``. No factors are
+        returned.
 
     Examples
     --------
@@ -142,7 +146,8 @@ def sgd_factorise_masked(
     TypeError, ValueError
         On invalid input.
     DivergenceError
-        If the factors become NaN or infinite; try a smaller ``lr``.
+        If the factors become NaN or infinite: a smaller ``lr``, or rescaled
+        data when the message says the observed values are too large.
     """
     return _fit(A, M, rank, num_epochs, lr, random_state, callback)
 
@@ -181,17 +186,23 @@ def _fit(
         else:
             sse = kernels.sgd_masked_epoch(work, observed, U, V, step)
         if not math.isfinite(sse):
-            _raise_divergence(epoch, lr)
+            raise _divergence(epoch, lr, work, observed)
         if callback is not None:
             callback(epoch, sse)
     if not (np.isfinite(U).all() and np.isfinite(V).all()):
-        _raise_divergence(num_epochs, lr)
+        raise _divergence(num_epochs, lr, work, observed)
     logger.debug("SGD finished %d epochs at rank %d on a %dx%d matrix", num_epochs, rank, m, n)
     return output(U), output(V)
 
 
-def _raise_divergence(epoch: int, lr: float) -> None:
-    raise DivergenceError(
+def _divergence(epoch: int, lr: float, work: np.ndarray, observed: np.ndarray | None) -> DivergenceError:
+    """The error for a fit gone non-finite: the data's scale when it is the cause, else the rate."""
+    cells = work if observed is None else work[observed]
+    largest = float(np.max(np.abs(cells))) if cells.size else 0.0
+    scale = data_scale_problem(largest, work.dtype, cells.size, name="values of `A`")
+    if scale is not None:
+        return DivergenceError(f"SGD diverged at epoch {epoch}: the factors became NaN or infinite; {scale}")
+    return DivergenceError(
         f"SGD diverged at epoch {epoch}: the factors became NaN or infinite with "
         f"`lr`={lr!r}; try a smaller learning rate (for example lr={lr / 10:g})"
     )

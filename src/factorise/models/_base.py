@@ -6,7 +6,8 @@ training. Unknown users or items fall back to the global mean plus the biases
 that are known: an unknown user gets ``mu + b_i``, an unknown item
 ``mu + b_u``, both unknown ``mu``.
 
-A subclass supplies three hooks -- :meth:`_check_params`,
+A subclass supplies four hooks -- :meth:`_validate_params` (data-free checks
+of its own parameters), :meth:`_check_params` (checks against the data),
 :meth:`_initialize` and :meth:`_step` -- and the base class runs the loop:
 per-step history (train RMSE -- over a fixed random sample of 1,000,000
 ratings when there are more -- and validation RMSE when a validation set is
@@ -29,8 +30,13 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from factorise import __version__
-from factorise._threads import parallel_section
-from factorise._validation import check_non_negative_int, check_random_state
+from factorise._threads import check_n_threads, parallel_section
+from factorise._validation import (
+    check_non_negative_int,
+    check_positive_int,
+    check_random_state,
+    data_scale_problem,
+)
 from factorise.data import IdMap, Ratings
 from factorise.exceptions import DivergenceError
 from factorise.io import atomic_write
@@ -61,16 +67,26 @@ EpochCallback = Callable[[int, dict[str, float]], Any]
 class Recommendations(NamedTuple):
     """Top items for one user, best first.
 
+    The items are ranked by ``ranking_scores``, the model's unclipped score
+    ``mu + b_u + b_i + p_u . q_i``; ``scores`` are the same predictions
+    clipped to the training rating range, as :meth:`RatingModel.predict`
+    returns them. Where many items score above the top of the scale their
+    ``scores`` tie at the maximum while ``ranking_scores`` still order them.
+
     Attributes
     ----------
     items : numpy.ndarray
-        Raw item ids.
-    scores : numpy.ndarray
-        Predicted ratings (clipped to the training range).
+        Raw item ids, best first.
+    scores : numpy.ndarray of float64
+        Predicted ratings, clipped to the training range (what ``predict``
+        gives for these pairs).
+    ranking_scores : numpy.ndarray of float64
+        The unclipped scores the items are ranked by (descending).
     """
 
     items: np.ndarray
     scores: np.ndarray
+    ranking_scores: np.ndarray
 
 
 @dataclass
@@ -155,7 +171,8 @@ class RatingModel:
     """Base class of the rating models (see the module docstring).
 
     Subclasses list their constructor parameters in ``_param_names`` and
-    implement ``_check_params``, ``_initialize`` and ``_step``.
+    implement ``_validate_params``, ``_check_params``, ``_initialize`` and
+    ``_step``.
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ()
@@ -204,10 +221,80 @@ class RatingModel:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    def validate_params(self) -> RatingModel:
+        """Check every constructor parameter without looking at any data; return ``self``.
+
+        Checks the type and range of each parameter and raises with a message
+        that names the parameter, the rule and the value, e.g. "`rank` must be
+        an integer >= 1; got 'abc' of type str". :meth:`fit` calls it first;
+        callers that build a model from user input (the command line) call it
+        before reading any data. The number of epochs or iterations must be
+        at least 1 (a fit of none would have no history). Checks that need
+        the data (``rank <= min(n_users, n_items)``) are made by :meth:`fit`.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError
+            A parameter of the wrong type.
+        ValueError
+            A parameter out of range.
+        """
+        self._check_common_params(warn=True)
+        self._validate_params()
+        return self
+
+    def _check_common_params(self, *, warn: bool) -> None:
+        """The parameters several models share: rank, steps, patience, seed, threads."""
+        names = self._param_names
+        if "rank" in names:
+            check_positive_int(self.rank, "rank")  # type: ignore[attr-defined]
+        check_positive_int(getattr(self, self._steps_param), self._steps_param)
+        if "patience" in names and self.patience is not None:  # type: ignore[attr-defined]
+            check_non_negative_int(self.patience, "patience")  # type: ignore[attr-defined]
+        if "random_state" in names:
+            state = self.random_state  # type: ignore[attr-defined]
+            if not isinstance(state, np.random.Generator):  # a Generator is used as given: no draw
+                check_random_state(state)
+        if "n_threads" in names:  # warn=False for a loaded model: another machine's count is no news
+            self._threads = check_n_threads(self.n_threads, warn=warn)  # type: ignore[attr-defined]
+
     # ------------------------------------------------------------- subclasses
+    def _validate_params(self) -> None:
+        """Check the model's own parameters without data (raise on error)."""
+        raise NotImplementedError
+
     def _check_params(self, data: TrainData) -> None:
         """Validate the constructor parameters against the data (raise on error)."""
-        raise NotImplementedError
+
+    def _divergence_advice(self) -> str:
+        """What to change when the fit diverges on data of ordinary scale (override)."""
+        return "try a larger regularization"
+
+    def _compute_dtype(self) -> np.dtype:
+        """The dtype the fitted factors are held in (its range bounds the data's scale)."""
+        return np.dtype(np.float32)
+
+    def _divergence(self, data: TrainData, step: int, what: str) -> DivergenceError:
+        """The error for a fit that went non-finite at ``step``: the data's scale, or the advice."""
+        values = data.values
+        largest = float(np.max(np.abs(values))) if values.shape[0] else 0.0
+        scale = data_scale_problem(largest, self._compute_dtype(), values.shape[0], name="ratings")
+        name = type(self).__name__
+        if scale is not None:
+            return DivergenceError(f"{name} diverged at step {step}: {what}; {scale}")
+        return DivergenceError(f"{name} diverged at step {step}: {what}; {self._divergence_advice()}")
+
+    def _factors_finite(self) -> bool:
+        return bool(
+            np.isfinite(self.user_bias_).all()
+            and np.isfinite(self.item_bias_).all()
+            and np.isfinite(self.user_factors_).all()
+            and np.isfinite(self.item_factors_).all()
+        )
 
     def _initialize(self, data: TrainData, rng: np.random.Generator) -> None:
         """Set the initial ``user_bias_``, ``item_bias_``, ``user_factors_``, ``item_factors_``."""
@@ -249,7 +336,17 @@ class RatingModel:
         Returns
         -------
         self
+
+        Raises
+        ------
+        TypeError, ValueError
+            Invalid parameters (:meth:`validate_params`) or data.
+        factorise.DivergenceError
+            If the biases or factors become NaN or infinite; the message says
+            whether the data's scale (too large for the dtype's arithmetic)
+            or the model's settings are the cause. No NaN factors are kept.
         """
+        self.validate_params()
         train = as_training_ratings(ratings).compact()
         data = TrainData(
             users=np.ascontiguousarray(train.users, dtype=np.int32),
@@ -260,10 +357,8 @@ class RatingModel:
             global_mean=float(np.mean(train.values, dtype=np.float64)),
         )
         self._check_params(data)
-        n_steps = check_non_negative_int(getattr(self, self._steps_param), self._steps_param)
+        n_steps = int(getattr(self, self._steps_param))
         patience = getattr(self, "patience", None)
-        if patience is not None:
-            patience = check_non_negative_int(patience, "patience")
         rng = check_random_state(getattr(self, "random_state", None))
 
         self.user_ids_, self.item_ids_ = train.user_ids, train.item_ids
@@ -277,6 +372,29 @@ class RatingModel:
                 self.item_ids_.index(v.raw_items),
                 np.ascontiguousarray(v.values, dtype=np.float32),
             )
+        try:
+            self._run(data, rng, n_steps, patience, valid, callback)
+        except Exception:  # a diverged or failed fit leaves no NaN or half-fitted factors behind
+            self._drop_factors()
+            raise
+        self.n_epochs_ = len(self.history_)
+        if data._by_user is not None:
+            self._rated_indptr, self._rated_items = data._by_user[0], data._by_user[1]
+        else:  # only the items are needed, not the values
+            self._rated_indptr = _indptr(data.users, data.n_users)
+            self._rated_items = _grouped(data.users, data.items, self._rated_indptr)
+        return self
+
+    def _run(
+        self,
+        data: TrainData,
+        rng: np.random.Generator,
+        n_steps: int,
+        patience: int | None,
+        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+        callback: EpochCallback | None,
+    ) -> None:
+        """The fit's loop: initialise, step, record, stop early; raise DivergenceError on NaN/inf."""
         self._initialize(data, rng)
         train_probe = _train_probe(data, rng)
         self.history_ = []
@@ -286,11 +404,7 @@ class RatingModel:
             record: dict[str, float] = {"epoch": step}
             record["train_rmse"] = self._rmse(*train_probe)
             if not math.isfinite(record["train_rmse"]):
-                raise DivergenceError(
-                    f"{type(self).__name__} diverged at step {step}: "
-                    "the factors became NaN or infinite; try a smaller learning_rate or a larger "
-                    "regularization"
-                )
+                raise self._divergence(data, step, "the biases or factors became NaN or infinite")
             if valid is not None:
                 record["valid_rmse"] = self._rmse(*valid)
             record.update(self._extra_history())
@@ -310,13 +424,14 @@ class RatingModel:
             if converged:
                 break
         self._finish()
-        self.n_epochs_ = len(self.history_)
-        if data._by_user is not None:
-            self._rated_indptr, self._rated_items = data._by_user[0], data._by_user[1]
-        else:  # only the items are needed, not the values
-            self._rated_indptr = _indptr(data.users, data.n_users)
-            self._rated_items = _grouped(data.users, data.items, self._rated_indptr)
-        return self
+        if not self._factors_finite():  # clipped predictions can hide an infinite bias from the RMSE
+            raise self._divergence(data, len(self.history_), "the biases or factors became NaN or infinite")
+
+    def _drop_factors(self) -> None:
+        """Forget a diverged fit's arrays, so that no NaN factors are left to use."""
+        self._finish()
+        for name in ("user_bias_", "item_bias_", "user_factors_", "item_factors_"):
+            self.__dict__.pop(name, None)
 
     def _state(self) -> tuple[np.ndarray, ...]:
         return tuple(
@@ -404,8 +519,10 @@ class RatingModel:
         Returns
         -------
         Recommendations
-            ``(items, scores)``, best first; fewer than ``n`` if the catalogue
-            runs out.
+            ``(items, scores, ranking_scores)``, best first: ``scores`` are
+            the clipped predicted ratings, ``ranking_scores`` the unclipped
+            scores the items are ranked by; fewer than ``n`` items if the
+            catalogue runs out.
         """
         self._check_fitted()
         n = check_non_negative_int(n, "n")
@@ -421,7 +538,8 @@ class RatingModel:
         n = min(n, int(np.isfinite(scores).sum()))
         # a stable sort: ties go to the smaller raw item id, so results are reproducible
         top = np.argsort(-scores, kind="stable")[:n]
-        return Recommendations(self.item_ids_.raw(top), np.clip(scores[top], *self.rating_range_))
+        ranking = scores[top]
+        return Recommendations(self.item_ids_.raw(top), np.clip(ranking, *self.rating_range_), ranking)
 
     def rated_items(self, user: Any) -> np.ndarray:
         """Raw ids of the items ``user`` rated in training (empty for an unknown user)."""

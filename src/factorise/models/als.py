@@ -33,9 +33,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from factorise._threads import check_n_threads, parallel_section
+from factorise._threads import parallel_section
 from factorise._validation import check_non_negative_float, check_positive_float, check_rank
-from factorise.exceptions import DivergenceError
 from factorise.kernels.als import als_half_step
 from factorise.models._base import RatingModel, TrainData
 
@@ -82,7 +81,8 @@ class ALS(RatingModel):
     rank : int, default 50
         Number of latent factors ``k``; at most ``min(n_users, n_items)``.
     n_epochs : int, default 6
-        Number of epochs; one epoch is a user half-step then an item half-step.
+        Number of epochs (>= 1); one epoch is a user half-step then an item
+        half-step.
     regularization : float, default 1.2
         ``lambda``, the penalty on the factors (>= 0), multiplied for each
         row by its rating count to the power ``regularization_exponent``.
@@ -103,8 +103,20 @@ class ALS(RatingModel):
         Seed of the initial factors (SPEC 7).
     n_threads : int or None, default None
         Threads for the half-steps; ``None`` uses all cores (numba's
-        ``NUMBA_NUM_THREADS``, which also caps larger values). Results do not
-        depend on it.
+        ``NUMBA_NUM_THREADS``, which also caps larger values); at most
+        :data:`factorise._threads.MAX_N_THREADS`, with a
+        :class:`~factorise.exceptions.ThreadsWarning` past the cores this
+        process may use. Results do not depend on it.
+
+    Raises
+    ------
+    TypeError, ValueError
+        From :meth:`validate_params` (called by :meth:`fit`) for a bad
+        parameter; from :meth:`fit` for a singular least-squares system.
+    factorise.DivergenceError
+        From :meth:`fit` when the factors overflow: the message says whether
+        the ratings are too large for float32 factors (rescale them) or
+        ``regularization`` should be raised.
 
     Attributes
     ----------
@@ -162,13 +174,17 @@ class ALS(RatingModel):
         self.n_threads = n_threads
 
     # ------------------------------------------------------------------ hooks
-    def _check_params(self, data: TrainData) -> None:
-        self._rank = check_rank(self.rank, (data.n_users, data.n_items))
+    def _validate_params(self) -> None:
         self._lambda = check_non_negative_float(self.regularization, "regularization")
         self._lambda_b = check_non_negative_float(self.bias_regularization, "bias_regularization")
         self._alpha = check_non_negative_float(self.regularization_exponent, "regularization_exponent")
         self._init_std = check_positive_float(self.init_std, "init_std")
-        self._threads = check_n_threads(self.n_threads)
+
+    def _check_params(self, data: TrainData) -> None:
+        self._rank = check_rank(self.rank, (data.n_users, data.n_items))
+
+    def _divergence_advice(self) -> str:
+        return f"try a larger `regularization` (now {self._lambda:g})"
 
     def _initialize(self, data: TrainData, rng: np.random.Generator) -> None:
         k = self._rank
@@ -230,9 +246,7 @@ class ALS(RatingModel):
                 f"`bias_regularization` > 0 (got {self._lambda} and {self._lambda_b})"
             )
         if not (np.isfinite(out_f).all() and np.isfinite(out_b).all()):
-            raise DivergenceError(
-                f"ALS epoch {step}: the {side} factors overflowed; scale the ratings down or raise `regularization`"
-            )
+            raise self._divergence(data, step, f"the {side} factors overflowed")
         # add the penalty of the fixed side to get the whole objective
         counts = np.diff(data.by_item()[0] if users else data.by_user()[0]).astype(np.float64)
         scale = counts**self._alpha

@@ -64,9 +64,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from factorise._threads import check_n_threads
-from factorise._validation import check_non_negative_float, check_non_negative_int, check_positive_float
-from factorise.exceptions import DivergenceError
+from factorise._validation import check_non_negative_float, check_positive_float
 from factorise.kernels.ratings import sum_squared_deviation
 from factorise.kernels.sgd_ratings import sgd_ratings_epoch
 from factorise.models._base import RatingModel, TrainData
@@ -96,7 +94,7 @@ class BiasedMF(RatingModel):
         Number of latent factors ``k``; ``1 <= rank <= min(n_users, n_items)``
         (data with fewer than 128 users or items need a smaller rank).
     n_epochs : int, default 16
-        Passes over the training ratings.
+        Passes over the training ratings, >= 1.
     learning_rate : float, default 0.075
         Step size of the first epoch, > 0, for ratings in units of their
         standard deviation (see the module docstring).
@@ -122,7 +120,10 @@ class BiasedMF(RatingModel):
     random_state : None, int or numpy.random.Generator, default None
         Seed of the initial factors and of the visiting order.
     n_threads : int or None, default None
-        Threads of the block-parallel sweep (``None``: all cores). With at
+        Threads of the block-parallel sweep (``None``: all cores; at most
+        :data:`factorise._threads.MAX_N_THREADS`, with a
+        :class:`~factorise.exceptions.ThreadsWarning` past the cores this
+        process may use). With at
         least ``2000 * n_blocks**2`` ratings (128,000 with the default 8
         blocks) SGD runs block-parallel: users and items are dealt into an
         ``n_blocks x n_blocks`` grid and the blocks of each round, which share
@@ -153,9 +154,13 @@ class BiasedMF(RatingModel):
 
     Raises
     ------
+    TypeError, ValueError
+        From :meth:`validate_params` (called by :meth:`fit`), for a parameter
+        of the wrong type or out of range.
     factorise.DivergenceError
-        From :meth:`fit`, if the factors become NaN or infinite (lower the
-        learning rate).
+        From :meth:`fit`, if the factors become NaN or infinite: lower the
+        learning rate, or, when the message says the ratings are too large
+        for ``dtype``, rescale them.
 
     Examples
     --------
@@ -220,32 +225,35 @@ class BiasedMF(RatingModel):
         self.dtype = dtype
 
     # ------------------------------------------------------------------ hooks
-    def _check_params(self, data: TrainData) -> None:
-        limit = min(data.n_users, data.n_items)
-        rule = f"`rank` must be an integer with 1 <= rank <= min(n_users, n_items) = {limit}"
-        rank = self.rank
-        if not isinstance(rank, numbers.Integral) or isinstance(rank, (bool, np.bool_)):
-            raise TypeError(f"{rule}; got {rank!r} of type {type(rank).__name__}")
-        if rank < 1:
-            raise ValueError(f"{rule}; got {rank}")
-        if rank > limit:
-            raise ValueError(
-                f"{rule}; got {rank}: rank larger than the data allows "
-                f"({data.n_users} users, {data.n_items} items); pass rank={limit} or less"
-            )
-        check_non_negative_int(self.n_epochs, "n_epochs")
+    def _validate_params(self) -> None:
         check_positive_float(self.learning_rate, "learning_rate")
         check_non_negative_float(self.regularization, "regularization")
         check_positive_float(self.bias_learning_rate, "bias_learning_rate")
         check_non_negative_float(self.bias_regularization, "bias_regularization")
         _check_decay(self.learning_rate_decay, "learning_rate_decay")
         check_positive_float(self.init_std, "init_std")
-        if self.patience is not None:
-            check_non_negative_int(self.patience, "patience")
-        if self.dtype not in ("float32", "float64"):
+        if not isinstance(self.dtype, str) or self.dtype not in ("float32", "float64"):
             raise ValueError(f"`dtype` must be 'float32' or 'float64'; got {self.dtype!r}")
-        self._threads = check_n_threads(self.n_threads)
         self._n_blocks = resolve_n_blocks(self.n_blocks, self._threads)
+
+    def _check_params(self, data: TrainData) -> None:
+        limit = min(data.n_users, data.n_items)
+        if self.rank > limit:
+            raise ValueError(
+                f"`rank` must be an integer with 1 <= rank <= min(n_users, n_items) = {limit}; got "
+                f"{self.rank}: rank larger than the data allows ({data.n_users} users, {data.n_items} "
+                f"items); pass rank={limit} or less"
+            )
+
+    def _compute_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    def _divergence_advice(self) -> str:
+        rate, bias_rate = float(self.learning_rate), float(self.bias_learning_rate)
+        return (
+            f"try a smaller learning_rate (now {rate:.3g}; e.g. {rate / 10:.3g}) or bias_learning_rate "
+            f"(now {bias_rate:.3g})"
+        )
 
     def _initialize(self, data: TrainData, rng: np.random.Generator) -> None:
         k, std = int(self.rank), float(self.init_std)
@@ -301,24 +309,11 @@ class BiasedMF(RatingModel):
             sse = sgd_ratings_epoch(data.users, data.items, self._values, self._order, *scalars)
         # a non-finite bias or factor makes the next errors non-finite, so the sum catches it
         # an epoch later at most; the arrays themselves are checked once, after the last epoch
-        if not math.isfinite(sse) or (step == self._last_step and not self._all_finite()):
-            raise DivergenceError(
-                f"{type(self).__name__} diverged in epoch {step}: the biases or factors became NaN or "
-                f"infinite; try a smaller learning_rate (now {float(self.learning_rate):.3g}; e.g. "
-                f"{float(self.learning_rate) / 10:.3g}) or bias_learning_rate (now "
-                f"{float(self.bias_learning_rate):.3g})"
-            )
+        if not math.isfinite(sse) or (step == self._last_step and not self._factors_finite()):
+            raise self._divergence(data, step, "the biases or factors became NaN or infinite")
         self._last_sgd_rmse = math.sqrt(sse / max(1, data.values.shape[0]))
         self._last_lr = lr
         return False
-
-    def _all_finite(self) -> bool:
-        return bool(
-            np.isfinite(self.user_bias_).all()
-            and np.isfinite(self.item_bias_).all()
-            and np.isfinite(self.user_factors_).all()
-            and np.isfinite(self.item_factors_).all()
-        )
 
     def _finish(self) -> None:
         # the visiting order and the block grid hold 4 bytes per rating: drop them

@@ -182,7 +182,7 @@ class SoftImpute(RatingModel):
         ``lambda`` as a fraction of ``lambda_max`` (0 <= shrinkage < 1); 0
         keeps the singular values (a rank-constrained hard impute).
     max_iter : int, default 200
-        Most SoftImpute iterations.
+        Most SoftImpute iterations, >= 1.
     tol : float, default 1e-3
         Stop when ``|Z_new - Z_old|_F / max(|Z_old|_F, |Z_new|_F) < tol``
         (computed from the factors; 0 at ``Z = 0`` twice, 1 on the first
@@ -253,6 +253,11 @@ class SoftImpute(RatingModel):
     # ------------------------------------------------------------------ hooks
     def _check_params(self, data: TrainData) -> None:
         self._rank = check_rank(self.rank, (data.n_users, data.n_items))
+
+    def _divergence_advice(self) -> str:
+        return f"try a larger `shrinkage` (now {self._shrinkage:g}) or `bias_regularization`"
+
+    def _validate_params(self) -> None:
         self._shrinkage = _check_real(
             self.shrinkage, "shrinkage", "a real number with 0 <= shrinkage < 1", lambda v: 0 <= v < 1
         )
