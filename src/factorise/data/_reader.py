@@ -91,6 +91,10 @@ def read_ratings(
     ValueError that lists the columns found (the first row's values, with
     their 0-based positions) and asks for ``columns``.
 
+    Blank lines, and comment lines (whose first non-blank character is
+    ``#``), are skipped wherever they are; line numbers in messages count
+    them. A ``#`` later in a line is data.
+
     Ids that are all integers are kept as int64 (so ``"007"`` and ``"7"`` are
     the same id); otherwise every id of that column is a string. Duplicate
     (user, item) pairs keep the last rating, with a
@@ -162,7 +166,8 @@ def read_pairs(
     without a header line (``user,item``, ``userId\\tmovieId``, ...). Rating,
     timestamp and other columns are ignored: a missing or non-numeric rating
     is not an error. Every line gives one pair, in file order; duplicate
-    pairs are kept.
+    pairs are kept. Blank lines and comment lines (first non-blank
+    character ``#``) are skipped, as in :func:`read_ratings`.
 
     Ids that are all integers are int64 (so ``"007"`` and ``"7"`` are the
     same id); otherwise every id of that column is a string, as in

@@ -135,8 +135,18 @@ def _is_int(text: str) -> bool:
     return bool(_INT_RE.match(text)) and abs(int(text)) <= _INT64_MAX
 
 
+def _is_blank_or_comment(line: str) -> bool:
+    """Whether a line holds nothing to read: blank, or a comment (first non-blank character ``#``)."""
+    stripped = line.lstrip(" \t")
+    return not stripped.strip() or stripped.startswith("#")
+
+
 def _read_sample(file: Path, source: str) -> tuple[int, list[str]]:
-    """The first lines of a text file: (leading blank lines, up to _SAMPLE_LINES non-blank lines)."""
+    """The first lines of a text file.
+
+    Returns (the number of blank and comment lines before the first data or
+    header line, up to _SAMPLE_LINES lines that are neither).
+    """
     try:
         with _open_stream(file) as stream:
             raw = stream.read(_SAMPLE_BYTES)
@@ -168,11 +178,11 @@ def _read_sample(file: Path, source: str) -> tuple[int, list[str]]:
     if lines and lines[-1] == "":
         lines.pop()
     lead = 0
-    while lead < len(lines) and not lines[lead].strip():
+    while lead < len(lines) and _is_blank_or_comment(lines[lead]):
         lead += 1
-    body = [line for line in lines[lead:] if line.strip()][:_SAMPLE_LINES]
+    body = [line for line in lines[lead:] if not _is_blank_or_comment(line)][:_SAMPLE_LINES]
     if not body:
-        raise ValueError(f"{source}: the file is empty (only blank lines)")
+        raise ValueError(f"{source}: the file is empty (only blank lines and comments)")
     return lead, body
 
 

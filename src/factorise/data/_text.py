@@ -35,8 +35,10 @@ class _RetryAsStrings(Exception):
 def _segments(file: Path, layout: _Layout, size: int) -> Iterator[pa.Buffer]:
     """The data lines of a text file in pieces of at most about ``size`` bytes, each ending with a line.
 
-    The lines before the data (blank lines, the header) are left out, and the
-    layout's rewrite (separator clean-up) is applied. pyarrow's CSV reader is
+    The lines before the data (blank lines, comments, the header) are left
+    out, comment lines (first non-blank character ``#``) are blanked where
+    they occur (so line numbers stay right: pyarrow skips empty lines), and
+    the layout's rewrite (separator clean-up) is applied. pyarrow's CSV reader is
     given one piece at a time: on a whole file it reads up to 32 blocks ahead
     on a background thread, so a large file would be held as text (hundreds of
     MB) while its table is built. Pieces are slices of the blocks read (no
@@ -47,6 +49,9 @@ def _segments(file: Path, layout: _Layout, size: int) -> Iterator[pa.Buffer]:
     transform = layout.transform()
 
     def piece(data: Any) -> pa.Buffer:
+        starts = _comment_starts(data)
+        if starts is not None:
+            data = _blank_lines(data.to_pybytes() if isinstance(data, pa.Buffer) else bytes(data), starts)
         if transform is not None:
             return pa.py_buffer(transform(data.to_pybytes() if isinstance(data, pa.Buffer) else bytes(data)))
         return data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
@@ -75,6 +80,49 @@ def _segments(file: Path, layout: _Layout, size: int) -> Iterator[pa.Buffer]:
             del block
         if carry:
             yield piece(carry)
+
+
+#: Bytes searched at a time for a '#' (bounds the copy made to search a block).
+_FIND_STEP = 1 << 16
+_HASH, _NEWLINE, _SPACE, _TAB = 0x23, 0x0A, 0x20, 0x09
+
+
+def _comment_starts(data: Any) -> np.ndarray | None:
+    """Offsets where the comment lines of ``data`` start (first non-blank character '#'); None if there are none.
+
+    The common case, no '#' at all, costs one search of the bytes
+    (``bytes.find``, a slice at a time); only a block holding a '#' is
+    looked at further.
+    """
+    view = memoryview(data).cast("B")
+    if not any(bytes(view[i : i + _FIND_STEP]).find(b"#") >= 0 for i in range(0, len(view), _FIND_STEP)):
+        return None
+    array = np.frombuffer(view, dtype=np.uint8)
+    hashes = np.flatnonzero(array == _HASH)
+    before = hashes - 1  # walk back over the blanks before each '#'
+    walking = np.flatnonzero(before >= 0)
+    while walking.size:
+        at = array[before[walking]]
+        walking = walking[(at == _SPACE) | (at == _TAB)]
+        before[walking] -= 1
+        walking = walking[before[walking] >= 0]
+    at_line_start = (before < 0) | (array[np.maximum(before, 0)] == _NEWLINE)
+    starts = np.unique(before[at_line_start] + 1)
+    return starts if starts.size else None
+
+
+def _blank_lines(data: bytes, starts: np.ndarray) -> bytes:
+    """``data`` with the lines starting at ``starts`` emptied (their newlines kept)."""
+    parts = []
+    done = 0
+    for start in starts.tolist():
+        if start < done:
+            continue
+        parts.append(data[done:start])
+        end = data.find(b"\n", start)
+        done = len(data) if end < 0 else end
+    parts.append(data[done:])
+    return b"".join(parts)
 
 
 def _skip_lines(stream: Any, n_lines: int) -> bytes:
@@ -130,6 +178,8 @@ def _numbered_lines(file: Path, layout: _Layout) -> Iterator[tuple[int, bytes]]:
                 line = line.rstrip(b"\r")
                 if number == 1 and line.startswith(b"\xef\xbb\xbf"):
                     line = line[3:]
+                if line.lstrip(b" \t").startswith(b"#"):
+                    line = b""  # a comment, blanked as in _segments
                 yield number, (transform(line) if transform is not None else line)
             if not block:
                 return
