@@ -7,18 +7,16 @@ are blank or start with ``#`` are ignored. Errors name the file and the line.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
-__all__ = ["DenseMatrix", "read_dense_matrix", "write_dense_csv", "atomic_write"]
+from factorise.io._atomic import atomic_write
+
+__all__ = ["DenseMatrix", "read_dense_matrix", "write_dense_csv"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +42,15 @@ class DenseMatrix:
     lines: np.ndarray
     path: Path
 
-    def describe_cell(self, row: int, column: int) -> str:
-        """Where cell (row, column) sits in the file, for error messages."""
+    def describe_row(self, row: int) -> str:
+        """Where row ``row`` (0-based) sits in the file: its line (1-based), or its 1-based number."""
         if self.lines[row] > 0:
-            return f"{self.path}, line {int(self.lines[row])}, column {column + 1}"
-        return f"{self.path}, row {row}, column {column}"
+            return f"{self.path}, line {int(self.lines[row])}"
+        return f"{self.path}, row {row + 1}"
+
+    def describe_cell(self, row: int, column: int) -> str:
+        """Where cell (row, column) (0-based) sits in the file, 1-based as in editors, for messages."""
+        return f"{self.describe_row(row)}, column {column + 1}"
 
 
 def _delimiter_for(path: Path, first_line: str) -> str | None:
@@ -159,40 +161,8 @@ def _read_npy(path: Path) -> DenseMatrix:
     values = array.astype(np.float64)
     if np.isinf(values).any():
         r, c = (int(i) for i in np.argwhere(np.isinf(values))[0])
-        raise ValueError(f"{path}, row {r}, column {c}: infinite value")
+        raise ValueError(f"{path}, row {r + 1}, column {c + 1}: infinite value")
     return DenseMatrix(values, np.zeros(values.shape[0], dtype=np.int64), path)
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on success rename it onto ``path``.
-
-    On any error the temporary file is removed and ``path`` is left as it was,
-    so a failed write never leaves a partial file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The destination.
-    mode : {"w", "wb"}
-        Text or binary.
-    """
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; give it the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def write_dense_csv(path: str | os.PathLike[str], values: np.ndarray) -> None:
