@@ -102,7 +102,9 @@ def svd_optimum(A: Any, rank: int) -> float:
     Returns
     -------
     float
-        ``sum(sigma_i**2 for i > rank)``, computed in float64.
+        ``sum(sigma_i**2 for i > rank)``, computed in float64; ``inf`` when
+        that sum is beyond float64's range (values of ``A`` near 1e154 and
+        above), without a floating-point warning.
 
     Examples
     --------
@@ -114,7 +116,8 @@ def svd_optimum(A: Any, rank: int) -> float:
     s = singular_values(A)
     rank = check_rank(rank, (s.size, s.size))
     tail = s[rank:]
-    return float(tail @ tail)
+    with np.errstate(over="ignore"):
+        return float(tail @ tail)
 
 
 def reconstruction_loss(A: Any, U: Any, V: Any, M: Any = None) -> float:

@@ -12,19 +12,26 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import signal
 import sys
+import threading
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from factorise import __version__
 from factorise.cli import _commands, _ratings, _synth
+from factorise.cli._common import add_common_flags
 from factorise.exceptions import DivergenceError
 
 __all__ = ["main", "build_parser"]
 
 EXIT_INPUT = 2
 EXIT_DIVERGED = 1
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_INTERNAL = 70
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,7 +83,6 @@ def _add_sgd_options(parser: argparse.ArgumentParser, *, seed_default: int | Non
         default=seed_default,
         help=f"random seed (default: {'fresh entropy' if seed_default is None else seed_default})",
     )
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"factorise {__version__}")
     parser.add_argument("--verbose", "-v", action="store_true", help="log details to stderr")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or notes on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser(
@@ -97,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sgd_options(demo, seed_default=0)
     demo.add_argument("--restarts", type=_integer_at_least(1), default=10, help="random starts per fit (default: 10)")
-    demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.set_defaults(run=_commands.demo)
 
     compare = sub.add_parser(
@@ -116,7 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--out", metavar="PREFIX", help="write each method's factors to PREFIX_<method>_U.csv and _V.csv"
     )
-    compare.add_argument("--json", action="store_true", help="print the results as JSON")
     _add_sgd_options(compare, seed_default=None)
     compare.set_defaults(run=_commands.compare)
 
@@ -141,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     }
     _ratings.add_commands(sub, types)
     _synth.add_command(sub, types)
+    for command in sub.choices.values():
+        add_common_flags(command)
+    parser.set_defaults(json=False)
     return parser
 
 
@@ -149,8 +157,32 @@ def _show_warning(message: Warning | str, category: type[Warning], *args: object
     print(f"factorise: warning: {message}", file=sys.stderr)
 
 
+def _describe(exc: BaseException) -> str:
+    """An exception as the one line the user sees: the user's path first, no errno noise."""
+    if isinstance(exc, OSError) and not type(exc).__module__.startswith("factorise"):
+        reason = exc.strerror or str(exc)
+        if exc.filename is not None:
+            return f"{exc.filename}: {reason}"
+        return reason
+    return str(exc)
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived (a BaseException, so that it unwinds like Ctrl-C)."""
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    """SIGTERM unwinds like Ctrl-C, so that partial outputs are removed on the way out."""
+    raise _Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``factorise`` command; return its exit status."""
+    """Run the ``factorise`` command; return its exit status.
+
+    Exit status: 0 on success, 2 for bad input (one line on stderr), 1 when a
+    fit diverged, 130 when interrupted, 70 for an internal error (a bug: the
+    traceback is shown with ``--verbose``).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -160,19 +192,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
+    previous_term = None
+    if threading.current_thread() is threading.main_thread():
+        previous_term = signal.signal(signal.SIGTERM, _terminate)
     try:
         args.run(args)
     except DivergenceError as exc:
         print(f"factorise: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
+    except MemoryError:
+        print(
+            "factorise: error: out of memory; use a machine with more memory, or smaller data "
+            "(--max-memory SIZE refuses too large a fit before it starts)",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
     except (ValueError, TypeError, OSError, ImportError, RuntimeError) as exc:
-        print(f"factorise: error: {exc}", file=sys.stderr)
+        print(f"factorise: error: {_describe(exc)}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("factorise: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print("factorise: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, and the traceback on request
+        if args.verbose:
+            traceback.print_exc()
+        print(
+            f"factorise: internal error: {type(exc).__name__}: {exc} (a bug in factorise; "
+            "run with --verbose for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
     finally:
         warnings.showwarning = shown
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
     return 0
 
 

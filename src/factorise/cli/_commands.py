@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from factorise.cli._common import about, check_paths
 from factorise.cli._progress import epoch_progress
 from factorise.experiments import METHODS, compare_methods, lab_experiment, optimum_ratio
 from factorise.io import read_dense_matrix, write_dense_csv
@@ -129,6 +130,11 @@ def _parse_methods(text: str) -> list[str]:
 def compare(args: argparse.Namespace) -> None:
     """``factorise compare FILE --rank K``: every method against the SVD optimum."""
     methods = _parse_methods(args.methods)
+    if args.out:
+        check_paths(
+            [("--out", f"{args.out}_{m}_{side}.csv") for m in methods for side in "UV"],
+            [("FILE", args.file)],
+        )
     matrix = read_dense_matrix(args.file)
     A = matrix.values
     if np.isnan(A).any():
@@ -138,7 +144,7 @@ def compare(args: argparse.Namespace) -> None:
             "(use `factorise complete` to fill missing cells)"
         )
     epochs = args.epochs if "sgd" in methods else 0
-    with epoch_progress(epochs, quiet=args.quiet, description="sgd") as cb:
+    with epoch_progress(epochs, quiet=args.quiet, description="sgd") as cb, about(matrix.path):
         results, optimum = compare_methods(
             A,
             args.rank,
@@ -191,6 +197,7 @@ def compare(args: argparse.Namespace) -> None:
 
 def complete(args: argparse.Namespace) -> None:
     """``factorise complete FILE --rank K --out OUT.csv``: fill the missing cells."""
+    check_paths([("--out", args.out)], [("FILE", args.file)])
     matrix = read_dense_matrix(args.file)
     A = matrix.values
     observed = ~np.isnan(A)
@@ -198,10 +205,13 @@ def complete(args: argparse.Namespace) -> None:
     if n_missing == 0:
         _warn(f"{matrix.path} has no missing cells; writing the rank-{args.rank} fit of every cell")
     for r in np.flatnonzero(~observed.any(axis=1)):
-        _warn(f"row {r} has no observed cell: its predictions come from the random start only")
+        _warn(f"{matrix.describe_row(int(r))} has no observed cell: its predictions come from the random start only")
     for c in np.flatnonzero(~observed.any(axis=0)):
-        _warn(f"column {c} has no observed cell: its predictions come from the random start only")
-    with epoch_progress(args.epochs, quiet=args.quiet, description="complete") as cb:
+        _warn(
+            f"{matrix.path}, column {int(c) + 1} has no observed cell: its predictions come from the random "
+            "start only"
+        )
+    with epoch_progress(args.epochs, quiet=args.quiet, description="complete") as cb, about(matrix.path):
         U, V = sgd_factorise_masked(
             A, observed, args.rank, args.epochs, args.lr, random_state=args.seed, callback=cb
         )
@@ -209,6 +219,22 @@ def complete(args: argparse.Namespace) -> None:
     write_dense_csv(args.out, completed)
     n_obs = int(observed.sum())
     rmse = float(np.sqrt(reconstruction_loss(A, U, V, observed) / n_obs))
+    if args.json:
+        _out(
+            json.dumps(
+                {
+                    "file": str(matrix.path),
+                    "shape": list(A.shape),
+                    "rank": args.rank,
+                    "n_observed": n_obs,
+                    "n_missing": n_missing,
+                    "observed_rmse": rmse,
+                    "out": str(args.out),
+                },
+                indent=2,
+            )
+        )
+        return
     _out(
         f"completed {matrix.path}: {A.shape[0]} x {A.shape[1]}, {n_obs} observed and {n_missing} "
         f"missing cells, rank {args.rank}"

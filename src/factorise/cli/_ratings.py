@@ -6,6 +6,7 @@ import argparse
 import csv
 import json
 import logging
+import math
 import re
 import sys
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from factorise.cli._common import about, add_read_options, check_paths, given_read_flags, note, read_options, reading
 from factorise.cli._progress import history_progress
 from factorise.io import atomic_write
 
@@ -36,10 +38,6 @@ def _out(text: str = "") -> None:
     sys.stdout.write(text + "\n")
 
 
-def _note(text: str) -> None:
-    sys.stderr.write(f"factorise: {text}\n")
-
-
 # ------------------------------------------------------------------ options
 def _parse_value(text: str) -> Any:
     lowered = text.strip().lower()
@@ -55,11 +53,12 @@ def _parse_value(text: str) -> Any:
     return text
 
 
-def _param(text: str) -> tuple[str, Any]:
+def _param(text: str) -> tuple[str, str]:
+    """``-p NAME=VALUE``: the name and the value's text (parsed and validated with the model's parameters)."""
     name, sep, value = text.partition("=")
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"must look like NAME=VALUE; got {text!r}")
-    return name.strip(), _parse_value(value)
+    return name.strip(), value
 
 
 def _fraction(text: str) -> float:
@@ -69,6 +68,16 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}") from None
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1); got {text!r}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number; got {text!r}")
     return value
 
 
@@ -123,14 +132,14 @@ def _add_model_options(parser: argparse.ArgumentParser, types: dict[str, Any]) -
         default=DEFAULT_ALGORITHM,
         help=f"algorithm (default: {DEFAULT_ALGORITHM})",
     )
-    group.add_argument("--rank", "-k", type=types["int1"], help="rank of the factors (default: the model's)")
-    group.add_argument("--epochs", type=types["int1"], help="epochs or iterations (default: the model's)")
-    group.add_argument("--lr", type=types["positive"], help="learning rate (sgd)")
-    group.add_argument("--reg", type=types["nonneg"], help="regularization (sgd, als, baseline)")
-    group.add_argument("--seed", type=types["int0"], help="random seed (default: fresh entropy)")
-    group.add_argument(
-        "--threads", type=types["int1"], help="threads for the parallel kernels (default: all cores)"
-    )
+    # These flags are shorthands for model parameters: their values are checked by the model's own
+    # validation, exactly as the same value given with -p would be.
+    group.add_argument("--rank", "-k", metavar="K", help="rank of the factors (default: the model's)")
+    group.add_argument("--epochs", metavar="N", help="epochs or iterations (default: the model's)")
+    group.add_argument("--lr", metavar="LR", help="learning rate (sgd)")
+    group.add_argument("--reg", metavar="R", help="regularization (sgd, als, baseline)")
+    group.add_argument("--seed", metavar="S", help="random seed (default: fresh entropy)")
+    group.add_argument("--threads", metavar="N", help="threads for the parallel kernels (default: all cores)")
     group.add_argument(
         "--max-memory",
         type=_size,
@@ -146,18 +155,22 @@ def _add_model_options(parser: argparse.ArgumentParser, types: dict[str, Any]) -
         metavar="NAME=VALUE",
         help="set any model parameter, e.g. -p init_std=0.05 (repeatable)",
     )
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
 def build_model(args: argparse.Namespace) -> Any:
-    """The model that ``--algo`` and the model options describe."""
+    """The model that ``--algo`` and the model options describe, its parameters validated.
+
+    The model flags (``--rank``, ``--epochs``, ...) and ``-p NAME=VALUE`` take one path: the text is
+    parsed the same way and checked by the model's own parameter validation, and an error names the
+    flag as the user typed it (``--epochs 0: `n_epochs` must be ...``).
+    """
     import factorise.models as models
 
     cls = getattr(models, ALGORITHMS[args.algo])
     model = cls()
     names = model.get_params()
     settings: dict[str, Any] = {}
+    given: dict[str, str] = {}  # parameter -> how the user gave it, for messages
     flags = {
         "--rank": ("rank", args.rank),
         "--epochs": (cls._steps_param, args.epochs),
@@ -166,19 +179,30 @@ def build_model(args: argparse.Namespace) -> Any:
         "--seed": ("random_state", args.seed),
         "--threads": ("n_threads", args.threads),
     }
-    for flag, (name, value) in flags.items():
-        if value is None:
+    for flag, (name, text) in flags.items():
+        if text is None:
             continue
         if name not in names:
             raise ValueError(f"{flag} does not apply to --algo {args.algo} (its parameters: {', '.join(names)})")
-        settings[name] = value
-    for name, value in args.param:
+        settings[name] = _parse_value(text)
+        given[name] = f"{flag} {text}"
+    for name, text in args.param:
         if name not in names:
             raise ValueError(
-                f"--param {name}: --algo {args.algo} has no parameter {name!r} (its parameters: {', '.join(names)})"
+                f"-p {name}={text}: --algo {args.algo} has no parameter {name!r} (its parameters: {', '.join(names)})"
             )
-        settings[name] = value
-    return model.set_params(**settings)
+        settings[name] = _parse_value(text)
+        given[name] = f"-p {name}={text}"
+    model.set_params(**settings)
+    try:
+        model.validate_params()
+    except (TypeError, ValueError) as exc:
+        named = re.search(r"`(\w+)`", str(exc))
+        where = given.get(named.group(1)) if named else None
+        if where is None:
+            raise
+        raise type(exc)(f"{where}: {exc}") from None
+    return model
 
 
 def fit_default_rank(model: Any, ratings: Any, args: argparse.Namespace) -> None:
@@ -188,45 +212,45 @@ def fit_default_rank(model: Any, ratings: Any, args: argparse.Namespace) -> None
         return
     limit = min(len(np.unique(ratings.users)), len(np.unique(ratings.items)))
     if params["rank"] > limit:
-        _note(f"the default rank {params['rank']} is more than these data allow; using rank {limit}")
+        note(args, f"the default rank {params['rank']} is more than these data allow; using rank {limit}")
         model.set_params(rank=limit)
 
 
-def _check_writable_target(path: str | None, flag: str) -> None:
-    """Fail before any work if an output file cannot be created."""
-    if path is None:
-        return
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise ValueError(f"{flag} {path}: the directory {parent} does not exist")
-    if Path(path).is_dir():
-        raise ValueError(f"{flag} {path}: is a directory")
+def _read(args: argparse.Namespace, path: str, *, pairs: bool = False) -> Any:
+    """Read a ratings (or pairs) file with the command's reading options; errors name the CLI flags."""
+    from factorise.data import read_pairs, read_ratings
+
+    with reading():
+        return (read_pairs if pairs else read_ratings)(path, **read_options(args))
 
 
 # ---------------------------------------------------------------------- fit
 def fit(args: argparse.Namespace) -> None:
     """``factorise fit RATINGS``: fit a model, report, save, plot."""
-    from factorise.data import read_ratings
     from factorise.evaluation import train_test_split
 
-    _check_writable_target(args.save, "--save")
-    _check_writable_target(args.plot, "--plot")
+    check_paths(
+        [("--save", args.save), ("--plot", args.plot)],
+        [("RATINGS", args.ratings), ("--validation", args.validation)],
+    )
     if args.plot:
         from factorise.plot import require_matplotlib
 
         require_matplotlib()
     model = build_model(args)
     check_memory(args.ratings, args.algo, args.max_memory)
-    ratings = read_ratings(args.ratings)
+    ratings = _read(args, args.ratings)
     validation = None
     train = ratings
     if args.validation:
-        validation = read_ratings(args.validation)
+        validation = _read(args, args.validation)
     elif args.validation_fraction:
-        train, validation = train_test_split(ratings, args.validation_fraction, random_state=args.seed)
+        train, validation = train_test_split(ratings, args.validation_fraction, random_state=model.get_params()["random_state"])
     fit_default_rank(model, train, args)
     steps = model.get_params()[type(model)._steps_param]
-    with history_progress(steps, quiet=args.quiet, description=args.algo, n_ratings=len(train)) as cb:
+    with history_progress(steps, quiet=args.quiet, description=args.algo, n_ratings=len(train)) as cb, about(
+        args.ratings
+    ):
         start = time.perf_counter()
         model.fit(train, validation=validation, callback=cb)
         seconds = time.perf_counter() - start
@@ -281,12 +305,11 @@ def fit(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------ predict
 def predict(args: argparse.Namespace) -> None:
     """``factorise predict MODEL PAIRS --out OUT``."""
-    from factorise.data import read_pairs
     from factorise.models import load_model
 
-    _check_writable_target(args.out, "--out")
+    check_paths([("--out", args.out)], [("MODEL", args.model), ("PAIRS", args.pairs)])
     model = load_model(args.model)
-    users, items = read_pairs(args.pairs)
+    users, items = _read(args, args.pairs, pairs=True)
     predictions = model.predict(users, items)
     known_users = model.user_ids_.index(users) >= 0
     known_items = model.item_ids_.index(items) >= 0
@@ -295,6 +318,15 @@ def predict(args: argparse.Namespace) -> None:
         writer.writerow(("user", "item", "prediction"))
         writer.writerows(zip(users.tolist(), items.tolist(), predictions.tolist()))
     cold = int((~(known_users & known_items)).sum())
+    if args.json:
+        _out(
+            json.dumps(
+                {"model": str(args.model), "pairs": str(args.pairs), "out": str(args.out),
+                 "n_predictions": int(len(predictions)), "n_cold": cold},
+                indent=2,
+            )
+        )
+        return
     _out(f"wrote {len(predictions):,} predictions to {args.out}")
     if cold:
         _out(
@@ -304,41 +336,67 @@ def predict(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------- recommend
+def _json_id(ids: Any, index: int, text: str) -> Any:
+    """A raw id as JSON gives it: the model's own id (an int for integer ids), else the text typed."""
+    if index >= 0:
+        return ids.raw(np.array([index]))[0].item()
+    if not ids.is_string and re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+        return int(text)
+    return text
+
+
 def recommend(args: argparse.Namespace) -> None:
     """``factorise recommend MODEL --user U [-n 10]``."""
     from factorise.models import load_model
 
     model = load_model(args.model)
-    known = bool(model.user_ids_.index([args.user])[0] >= 0)
+    index = int(model.user_ids_.index([args.user])[0])
+    known = index >= 0
     recs = model.recommend(args.user, args.n, exclude_rated=not args.include_rated)
+    ranking = recs.ranking_scores
+    low, high = model.rating_range_
     if args.json:
         _out(
             json.dumps(
                 {
-                    "user": args.user,
+                    "user": _json_id(model.user_ids_, index, args.user),
                     "known_user": known,
-                    "items": [x.item() if hasattr(x, "item") else x for x in recs.items],
+                    "rating_range": [low, high],
+                    "items": recs.items.tolist(),
                     "scores": recs.scores.tolist(),
+                    "ranking_scores": np.asarray(ranking).tolist(),
                 },
                 indent=2,
             )
         )
         return
     if not known:
-        _note(f"user {args.user!r} is not in the training data: items ranked by item bias alone")
+        note(args, f"user {args.user!r} is not in the training data: items ranked by item bias alone")
     _out(f"top {len(recs.items)} items for user {args.user}:")
-    _out(f"{'rank':>4}  {'item':<20}{'predicted':>10}")
-    for rank, (item, score) in enumerate(zip(recs.items, recs.scores), start=1):
-        _out(f"{rank:>4}  {str(item):<20}{score:>10.3f}")
+    _out(f"{'rank':>4}  {'item':<20}{'predicted':>10}{'score':>10}")
+    for rank, (item, predicted, score) in enumerate(zip(recs.items, recs.scores, ranking), start=1):
+        _out(f"{rank:>4}  {str(item):<20}{predicted:>10.3f}{score:>10.3f}")
+    if np.any(np.asarray(ranking) != recs.scores):
+        _out(
+            f"(ranked by score, the model's unclipped prediction; 'predicted' is clipped to the training "
+            f"range [{low:g}, {high:g}])"
+        )
 
 
 # ----------------------------------------------------------------- evaluate
 def evaluate(args: argparse.Namespace) -> None:
     """``factorise evaluate RATINGS (--folds K | --test TEST | --movielens-splits DIR)``."""
-    from factorise.data import read_ratings
     from factorise.evaluation import KFold, cross_validate, movielens_folds
 
-    _check_writable_target(args.plot, "--plot")
+    inputs = [("RATINGS", args.ratings), ("--test", args.test)]
+    if args.movielens_splits and Path(args.movielens_splits).is_dir():
+        inputs += [("--movielens-splits", f) for f in sorted(Path(args.movielens_splits).iterdir())]
+    check_paths([("--plot", args.plot)], inputs)
+    if args.movielens_splits and given_read_flags(args):
+        raise ValueError(
+            f"{', '.join(given_read_flags(args))} do(es) not apply to --movielens-splits (its files have a "
+            "known layout)"
+        )
     if args.plot:
         from factorise.plot import require_matplotlib
 
@@ -356,19 +414,21 @@ def evaluate(args: argparse.Namespace) -> None:
         raise ValueError("RATINGS is required unless --movielens-splits DIR is given")
     elif args.test:
         check_memory(args.ratings, args.algo, args.max_memory)
-        cv = [(read_ratings(args.ratings), read_ratings(args.test))]
+        cv = [(_read(args, args.ratings), _read(args, args.test))]
         fit_default_rank(model, cv[0][0], args)
         data = None
         source = f"{args.ratings} / {args.test}"
     else:
         check_memory(args.ratings, args.algo, args.max_memory)
-        data = read_ratings(args.ratings)
+        data = _read(args, args.ratings)
         fit_default_rank(model, data, args)
-        cv = KFold(args.folds, shuffle=True, random_state=args.seed)
+        cv = KFold(args.folds, shuffle=True, random_state=model.get_params().get("random_state"))
         source = str(args.ratings)
     n_folds = len(cv) if isinstance(cv, list) or hasattr(cv, "__len__") else args.folds
     steps = model.get_params()[type(model)._steps_param]
-    with history_progress(n_folds * steps, quiet=args.quiet, description=f"{args.algo} x{n_folds} folds") as cb:
+    with history_progress(
+        n_folds * steps, quiet=args.quiet, description=f"{args.algo} x{n_folds} folds"
+    ) as cb, about(source):
         result = cross_validate(
             model,
             data,
@@ -423,9 +483,19 @@ def download(args: argparse.Namespace) -> None:
             "pass its folder to the commands (e.g. factorise evaluate --movielens-splits ml-100k)"
         ) from None
     ratings = data.ratings
-    _note(
+    if args.json:
+        _out(
+            json.dumps(
+                {"name": args.name, "path": str(data.path), "n_ratings": len(ratings), "n_users": ratings.n_users,
+                 "n_items": ratings.n_items, "splits": list(data.splits)},
+                indent=2,
+            )
+        )
+        return
+    note(
+        args,
         f"MovieLens {args.name}: {len(ratings):,} ratings, {ratings.n_users:,} users, "
-        f"{ratings.n_items:,} items; splits: {', '.join(data.splits) or 'none'}"
+        f"{ratings.n_items:,} items; splits: {', '.join(data.splits) or 'none'}",
     )
     _out(str(data.path))
 
@@ -450,6 +520,7 @@ def add_commands(sub: Any, types: dict[str, Any]) -> None:
     )
     p.add_argument("--save", metavar="MODEL", help="save the fitted model here (.npz)")
     p.add_argument("--plot", metavar="FILE.png", help="draw learning curves (train/validation RMSE per epoch)")
+    add_read_options(p)
     p.set_defaults(run=fit)
 
     p = sub.add_parser(
@@ -461,6 +532,7 @@ def add_commands(sub: Any, types: dict[str, Any]) -> None:
     p.add_argument("model", metavar="MODEL", help="a model saved by `factorise fit --save`")
     p.add_argument("pairs", metavar="PAIRS", help="file of user, item pairs")
     p.add_argument("--out", required=True, metavar="OUT", help="output CSV")
+    add_read_options(p, what="pairs")
     p.set_defaults(run=predict)
 
     p = sub.add_parser(
@@ -472,7 +544,6 @@ def add_commands(sub: Any, types: dict[str, Any]) -> None:
     p.add_argument("--user", required=True, help="raw user id")
     p.add_argument("-n", type=types["int1"], default=10, help="number of items (default: 10)")
     p.add_argument("--include-rated", action="store_true", help="also rank items the user rated")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(run=recommend)
 
     p = sub.add_parser(
@@ -489,9 +560,10 @@ def add_commands(sub: Any, types: dict[str, Any]) -> None:
     _add_model_options(p, types)
     p.add_argument("-K", "--top", dest="k", type=types["int1"], default=10, help="k of the ranking metrics (default: 10)")
     p.add_argument(
-        "--threshold", type=float, default=4.0, help="a test rating >= this is relevant (default: 4)"
+        "--threshold", type=_finite, default=4.0, help="a test rating >= this is relevant (default: 4)"
     )
     p.add_argument("--plot", metavar="FILE.png", help="draw each fold's train and test RMSE per epoch")
+    add_read_options(p)
     p.set_defaults(run=evaluate)
 
     p = sub.add_parser(

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from factorise.cli._common import check_paths
+
 __all__ = ["add_command", "synth"]
 
 
@@ -41,14 +43,6 @@ def _one_or_two(text: str) -> float | tuple[float, float]:
     return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1])
 
 
-def _check_target(path: Path, flag: str) -> None:
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise ValueError(f"{flag} {path}: the directory {parent} does not exist")
-    if path.is_dir():
-        raise ValueError(f"{flag} {path}: is a directory")
-
-
 def synth(args: argparse.Namespace) -> None:
     """Generate the data, write the training and held-out files, print a summary."""
     from factorise.datasets.synthetic import (
@@ -60,7 +54,7 @@ def synth(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     test_path = held_out_path(out) if args.test_fraction > 0 else None
-    _check_target(out, "--out")
+    check_paths([("--out", out), ("--out (held-out file)", test_path)], [])
     _file_format(out, args.format)  # a clash of --format and the suffix fails before the work
     if args.ratings > args.users * args.items:
         raise ValueError(
@@ -203,5 +197,4 @@ def add_command(sub: Any, types: dict[str, Any]) -> None:
         help="flattens the head of the power law over the first C*n ranks; one value for both (default: 0,0.006)",
     )
     p.add_argument("--mean", type=float, help="global mean rating (default: 3.5)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=synth)
