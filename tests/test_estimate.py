@@ -47,3 +47,24 @@ def test_large_text_is_estimated_closely(tmp_path: Path, n: int) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nope.csv: no such file"):
         estimate_n_ratings(tmp_path / "nope.csv")
+
+
+def test_read_and_held_memory_grow_by_their_stated_rates() -> None:
+    from factorise.data._estimate import (
+        HELD_BYTES_PER_ID,
+        HELD_BYTES_PER_RATING,
+        READ_BUFFER_BYTES,
+        READ_BYTES_PER_RATING,
+        RUNTIME_BYTES,
+        estimate_read_memory,
+        held_ratings_memory,
+    )
+
+    assert estimate_read_memory(0) == RUNTIME_BYTES + READ_BUFFER_BYTES
+    assert estimate_read_memory(10**6) - estimate_read_memory(0) == READ_BYTES_PER_RATING * 10**6
+    assert READ_BYTES_PER_RATING >= 20  # at least the result with timestamps: 4 + 4 + 4 + 8 bytes
+    assert held_ratings_memory(10, 2, 3) == RUNTIME_BYTES + 10 * HELD_BYTES_PER_RATING + 5 * HELD_BYTES_PER_ID
+    with pytest.raises(ValueError, match=r"`n_ratings` must be an integer >= 0; got -5"):
+        estimate_read_memory(-5)
+    with pytest.raises(TypeError, match=r"`n_items` must be an integer >= 0; got 2.5 of type float"):
+        held_ratings_memory(1, 1, 2.5)  # type: ignore[arg-type]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +37,10 @@ from factorise._validation import (
     data_scale_problem,
 )
 from factorise.data import IdMap, Ratings
+from factorise.data._estimate import held_ratings_memory
 from factorise.exceptions import DivergenceError
 from factorise.io import atomic_write
+from factorise.models._file import FORMAT_NAME, FORMAT_VERSION, load_model
 from factorise.kernels import grouping
 from factorise.kernels import ratings as rk
 
@@ -47,13 +48,17 @@ __all__ = ["RatingModel", "TrainData", "Recommendations", "load_model", "FORMAT_
 
 logger = logging.getLogger(__name__)
 
-#: Version of the model file format written by :meth:`RatingModel.save`.
-FORMAT_VERSION = 1
-_FORMAT_NAME = "factorise-model"
 
 #: Above this many training ratings, ``history_``'s train RMSE is that of a fixed random sample
 #: of this many (see :func:`_train_probe`).
 TRAIN_RMSE_SAMPLE = 1_000_000
+
+#: Bytes of the fixed train-RMSE sample (int32 user, int32 item, float32 value, int64 position).
+_PROBE_BYTES = 20 * TRAIN_RMSE_SAMPLE
+
+#: Factor applied to each model's own fit memory (:meth:`RatingModel._fit_memory`) in
+#: :meth:`RatingModel.estimate_fit_memory`: the margin over what ``benchmarks/memory.py`` measured.
+FIT_MEMORY_MARGIN = 1.1
 
 #: Ratings from which the per-step RMSE is summed on the model's threads.
 _PARALLEL_RMSE_MIN = 200_000
@@ -287,6 +292,49 @@ class RatingModel:
         if scale is not None:
             return DivergenceError(f"{name} diverged at step {step}: {what}; {scale}")
         return DivergenceError(f"{name} diverged at step {step}: {what}; {self._divergence_advice()}")
+
+    # ----------------------------------------------------------------- memory
+    def estimate_fit_memory(self, n_ratings: int, n_users: int, n_items: int) -> int:
+        """An upper bound on the peak resident set of a process that holds these ratings and fits this model.
+
+        The whole process is counted: the runtime (interpreter, NumPy,
+        numba, pyarrow), the ratings held after reading
+        (:func:`factorise.data._estimate.held_ratings_memory`), and the fit's
+        own arrays for the current parameters (rank, dtype, patience, ...),
+        the latter with a margin of :data:`FIT_MEMORY_MARGIN`. A validation
+        set is not included. ``benchmarks/memory.py`` measures the peak of
+        ``factorise fit`` beside this estimate for every model on three sizes
+        (the rule: the estimate is at least the measured peak).
+
+        Parameters
+        ----------
+        n_ratings : int
+            Training ratings.
+        n_users, n_items : int
+            Distinct users and items among them.
+
+        Returns
+        -------
+        int
+            Bytes.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Invalid parameters (as :meth:`validate_params`) or counts.
+        """
+        self._check_common_params(warn=False)  # validate_params has warned already, if at all
+        self._validate_params()
+        held = held_ratings_memory(n_ratings, n_users, n_items)
+        n, m, i = int(n_ratings), int(n_users), int(n_items)
+        own = self._fit_memory(n, m, i)
+        probe = _PROBE_BYTES if n > TRAIN_RMSE_SAMPLE else 0
+        rated = 4 * n + 8 * (m + 1)  # the rated items kept for recommend
+        return held + int(FIT_MEMORY_MARGIN * (own + probe + rated))
+
+    def _fit_memory(self, n_ratings: int, n_users: int, n_items: int) -> int:
+        """Peak bytes of the fit's own arrays and temporaries, beyond the held ratings (override)."""
+        raise NotImplementedError
 
     def _factors_finite(self) -> bool:
         return bool(
@@ -558,7 +606,7 @@ class RatingModel:
         """
         self._check_fitted()
         metadata = {
-            "format": _FORMAT_NAME,
+            "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "model": type(self).__name__,
             "params": _jsonable(self.get_params()),
@@ -600,84 +648,3 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
             value = value.item()
         out[key] = value
     return out
-
-
-_ARRAYS = (
-    "metadata",
-    "user_ids",
-    "item_ids",
-    "user_bias",
-    "item_bias",
-    "user_factors",
-    "item_factors",
-    "rated_indptr",
-    "rated_items",
-)
-
-
-def load_model(path: str | Path) -> RatingModel:
-    """Load any model saved by :meth:`RatingModel.save`.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    ValueError
-        If the file is not a factorise model, is corrupt or truncated, or was
-        written by a newer version of factorise.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [name for name in _ARRAYS if name not in npz.files]
-            if missing:
-                raise ValueError(f"{path}: not a factorise model file (missing {', '.join(missing)})")
-            arrays = {name: npz[name] for name in _ARRAYS}
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
-        raise ValueError(f"{path}: not a factorise model file, or it is corrupt or truncated ({exc})") from None
-    except ValueError as exc:
-        if str(exc).startswith(str(path)):
-            raise
-        raise ValueError(f"{path}: corrupt model file ({exc})") from None
-    try:
-        metadata = json.loads(arrays["metadata"].tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: corrupt model metadata ({exc})") from None
-    if not isinstance(metadata, dict) or metadata.get("format") != _FORMAT_NAME:
-        raise ValueError(f"{path}: not a factorise model file")
-    version = metadata.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: written in model format version {version}, newer than this factorise "
-            f"({__version__}) reads (up to {FORMAT_VERSION}); upgrade factorise to load it"
-        )
-    cls = _REGISTRY.get(metadata.get("model", ""))
-    if cls is None:
-        raise ValueError(f"{path}: unknown model type {metadata.get('model')!r}")
-    model = cls(**metadata["params"])
-    n_users, n_items = arrays["user_ids"].shape[0], arrays["item_ids"].shape[0]
-    k = arrays["user_factors"].shape[1] if arrays["user_factors"].ndim == 2 else -1
-    consistent = (
-        arrays["user_bias"].shape == (n_users,)
-        and arrays["item_bias"].shape == (n_items,)
-        and arrays["user_factors"].shape == (n_users, k)
-        and arrays["item_factors"].shape == (n_items, k)
-        and arrays["rated_indptr"].shape == (n_users + 1,)
-    )
-    if not consistent:
-        raise ValueError(f"{path}: corrupt model file (array shapes do not agree)")
-    model.user_ids_ = IdMap(arrays["user_ids"])
-    model.item_ids_ = IdMap(arrays["item_ids"])
-    model.user_bias_ = arrays["user_bias"]
-    model.item_bias_ = arrays["item_bias"]
-    model.user_factors_ = arrays["user_factors"]
-    model.item_factors_ = arrays["item_factors"]
-    model._rated_indptr = arrays["rated_indptr"]
-    model._rated_items = arrays["rated_items"]
-    model.global_mean_ = float(metadata["global_mean"])
-    model.rating_range_ = (float(metadata["rating_range"][0]), float(metadata["rating_range"][1]))
-    model.history_ = metadata["history"]
-    model.n_epochs_ = int(metadata["n_epochs"])
-    return model

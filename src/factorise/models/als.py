@@ -183,6 +183,14 @@ class ALS(RatingModel):
     def _check_params(self, data: TrainData) -> None:
         self._rank = check_rank(self.rank, (data.n_users, data.n_items))
 
+    def _fit_memory(self, n_ratings: int, n_users: int, n_items: int) -> int:
+        # per rating: the CSR and CSC copies (int32 index, float32 value each) and their grouping
+        # scratch; per row and factor: the float32 factors, the fixed side's float64 copy, the
+        # best epoch's copy (patience) and the per-thread solver scratch
+        per_row = int(self.rank) * 16 + 96
+        per_thread = 8 * (int(self.rank) + 2) ** 2 * 4
+        return 32 * n_ratings + per_row * (n_users + n_items) + per_thread * self._threads
+
     def _divergence_advice(self) -> str:
         return f"try a larger `regularization` (now {self._lambda:g})"
 

@@ -177,6 +177,11 @@ class Baseline(RatingModel):
     def _validate_params(self) -> None:
         self._lambdas()
 
+    def _fit_memory(self, n_ratings: int, n_users: int, n_items: int) -> int:
+        # per rating: up to five float64 temporaries of the residual r - mu - b_u - b_i; per row
+        # the float64 and float32 biases, counts and sums
+        return 40 * n_ratings + 64 * (n_users + n_items)
+
     def _initialize(self, data: TrainData, rng: np.random.Generator) -> None:
         self.user_bias_ = np.zeros(data.n_users, dtype=np.float32)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)

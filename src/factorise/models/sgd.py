@@ -245,6 +245,16 @@ class BiasedMF(RatingModel):
                 f"items); pass rank={limit} or less"
             )
 
+    def _fit_memory(self, n_ratings: int, n_users: int, n_items: int) -> int:
+        # per rating: the int32 visiting order or block index, and a float64 copy of the ratings
+        # for dtype float64; per row and factor: the factors, the float32 draw they start from,
+        # and the best epoch's copy with patience
+        size = np.dtype(self.dtype).itemsize
+        per_rating = 4 + (8 if self.dtype == "float64" else 0)
+        per_factor = size + 4 + (size if self.patience is not None else 0)
+        per_row = int(self.rank) * per_factor + 2 * size + 64  # biases, block of each row, scratch
+        return per_rating * n_ratings + per_row * (n_users + n_items) + 64 * self._n_blocks**2
+
     def _compute_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
 

@@ -254,6 +254,16 @@ class SoftImpute(RatingModel):
     def _check_params(self, data: TrainData) -> None:
         self._rank = check_rank(self.rank, (data.n_users, data.n_items))
 
+    def _fit_memory(self, n_ratings: int, n_users: int, n_items: int) -> int:
+        # per rating: the CSR copy, r - mu, the residual, S and its transpose, the bias refit's
+        # temporaries (float64); per row and subspace vector (rank + 10): the factors U, V, the
+        # basis, the products with S and S^T, the QR and SVD copies (float64); per row and factor:
+        # the exported float64 and float32 factors and the best iteration's copy
+        k = int(self.rank)
+        p = max(1, min(k + _OVERSAMPLE, n_users, n_items))
+        per_row = 52 * p + 16 * k + 96
+        return 64 * n_ratings + per_row * (n_users + n_items) + 8 * p * p * 8
+
     def _divergence_advice(self) -> str:
         return f"try a larger `shrinkage` (now {self._shrinkage:g}) or `bias_regularization`"
 
