@@ -18,7 +18,7 @@ import threading
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from factorise import __version__
 from factorise.cli import _commands, _ratings, _synth
@@ -26,6 +26,8 @@ from factorise.cli._common import add_common_flags
 from factorise.exceptions import DivergenceError
 
 __all__ = ["main", "build_parser"]
+
+logger = logging.getLogger(__name__)
 
 EXIT_INPUT = 2
 EXIT_DIVERGED = 1
@@ -167,6 +169,11 @@ def _describe(exc: BaseException) -> str:
     return str(exc)
 
 
+def _log_unraisable(info: Any) -> None:
+    """An exception a library could not raise (in a callback or a finaliser): logged, not printed raw."""
+    logger.debug("ignored in %r: %s: %s", info.object, type(info.exc_value).__name__, info.exc_value)
+
+
 class _Terminated(BaseException):
     """SIGTERM arrived (a BaseException, so that it unwinds like Ctrl-C)."""
 
@@ -192,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = _log_unraisable
     previous_term = None
     if threading.current_thread() is threading.main_thread():
         previous_term = signal.signal(signal.SIGTERM, _terminate)
@@ -227,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         warnings.showwarning = shown
+        sys.unraisablehook = unraisable
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
     return 0
