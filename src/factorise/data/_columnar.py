@@ -59,6 +59,16 @@ def _read_parquet(
             batch = next(parquet.iter_batches(batch_size=1, use_threads=False), None)
             return None if batch is None else _row_text(batch)
 
+        def fits_int64(j: int) -> bool:
+            # the row groups' statistics when every group has them; else the column itself
+            highs = []
+            for group in range(parquet.metadata.num_row_groups):
+                stats = parquet.metadata.row_group(group).column(j).statistics
+                if stats is None or not stats.has_min_max:
+                    return _max_fits(parquet.read(columns=[schema.names[j]], use_threads=False).column(0))
+                highs.append(stats.max)
+            return not highs or max(highs) <= _INT64_MAX
+
         try:
             return _read_columnar(
                 list(schema.names),
@@ -69,6 +79,7 @@ def _read_parquet(
                 target,
                 parquet.metadata.num_rows,
                 first_row,
+                fits_int64,
             )
         except (pa.ArrowException, OSError) as exc:
             raise ValueError(f"{source}: cannot read the Parquet file: {exc}") from None
@@ -90,6 +101,7 @@ def _from_table(table: pa.Table | pa.RecordBatch, kwargs: dict[str, Any]) -> Rat
         _RATINGS,
         table.num_rows,
         lambda: _row_text(table.slice(0, 1)),
+        lambda j: _max_fits(table.column(j)),
     )
 
 
@@ -109,8 +121,9 @@ def _from_frame(frame: Any, kwargs: dict[str, Any]) -> Ratings:
             series = frame.iloc[:, j]
             try:
                 converted[j] = pa.array(series, from_pandas=True)
-            except (pa.ArrowException, TypeError, ValueError):
-                # mixed kinds (ints and strings, say): ids as text, missing values kept missing
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                # mixed kinds (ints and strings, say), or integers beyond 64 bits: ids as text,
+                # missing values kept missing
                 missing = series.isna().to_numpy(dtype=bool)
                 text = series.astype(str).to_numpy(dtype=object)
                 converted[j] = pa.array(text, mask=missing, type=pa.string())
@@ -124,7 +137,15 @@ def _from_frame(frame: Any, kwargs: dict[str, Any]) -> Ratings:
 
     names = [str(c) for c in frame.columns]
     return _read_columnar(
-        names, lambda j: column(j).type, fetch, request, "DataFrame", _RATINGS, len(frame), first_row
+        names,
+        lambda j: column(j).type,
+        fetch,
+        request,
+        "DataFrame",
+        _RATINGS,
+        len(frame),
+        first_row,
+        lambda j: _max_fits(column(j)),
     )
 
 
@@ -137,12 +158,15 @@ def _read_columnar(
     target: _Target[_R],
     n_rows: int | None = None,
     first_row: Callable[[], list[str] | None] = lambda: None,
+    fits_int64: Callable[[int], bool] = lambda j: True,
 ) -> _R:
     """Ratings or pairs from columnar data with typed columns (Parquet, a Table, a DataFrame).
 
     ``fetch(positions)`` yields batches: lists of arrays, one per position;
     ``n_rows`` is their total length when known; ``first_row()`` gives the
-    first row's values as text, for messages. Column names that are just
+    first row's values as text, for messages; ``fits_int64(j)`` whether the
+    unsigned 64-bit column ``j`` holds only values within int64 (ids beyond
+    are kept exact as text, as the text reader does). Column names that are just
     their positions (``"0"``, ``"1"``, ...: a DataFrame built from a list)
     name nothing, as a file without a header line.
     """
@@ -165,6 +189,8 @@ def _read_columnar(
                 del columns[role]
                 continue
             raise ValueError(f"{source}: column {names[j]!r} ({role}) has type {t}; {_KIND_RULE[role]}")
+        if kind == "int" and role in ("user", "item") and pa.types.is_uint64(t) and not fits_int64(j):
+            kind = "int-text"  # ids beyond int64: kept exact, as decimal text
         kinds[role] = kind
     roles = list(columns)
     acc = target.collector(source, n_rows)
@@ -177,6 +203,17 @@ def _read_columnar(
     except _BadValue as bad:
         raise ValueError(f"{source}, row {bad.row + 1}: {bad.message}") from None
     return acc.build()
+
+
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _max_fits(array: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether the largest value of an integer column fits in int64 (an empty or null column does)."""
+    if not pa.types.is_uint64(_value_type(array.type)):
+        return True
+    high = pc.max(array).as_py()
+    return high is None or high <= _INT64_MAX
 
 
 def _row_text(table: pa.Table | pa.RecordBatch) -> list[str] | None:
@@ -232,7 +269,15 @@ def _convert(array: Any, role: str, kind: str, offset: int) -> pa.Array:
         array = array.dictionary_decode()
     if kind == "null":
         return pa.nulls(len(array), pa.int64() if role != "rating" else pa.float64())
+    if kind == "int-text":
+        return pc.cast(array, pa.large_string())
     if kind == "int":
+        if pa.types.is_uint64(array.type):
+            big = pc.greater(array, pa.scalar(_INT64_MAX, pa.uint64())).fill_null(False)
+            if pc.any(big).as_py():
+                row = int(np.flatnonzero(big.to_numpy(zero_copy_only=False))[0])
+                noun = "timestamp" if role == "timestamp" else f"{role} id"
+                raise _BadValue(offset + row, f"{noun} {array[row].as_py()} does not fit in int64")
         return pc.cast(array, pa.int64())
     if kind == "str":
         return pc.cast(array, pa.large_string())

@@ -30,11 +30,32 @@ class DuplicateRatingsWarning(UserWarning):
     """The same (user, item) pair was rated more than once; the last rating was kept."""
 
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+_INT64_MIN = int(np.iinfo(np.int64).min)
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 def _as_id_array(raw: Any) -> np.ndarray:
-    """Raw ids as a 1-D int64 or unicode array (never object)."""
+    """Raw ids as a 1-D int64 or unicode array (never object).
+
+    Integers that fit in int64 are int64. A column holding an integer beyond
+    int64 (an unsigned 64-bit id >= 2**63, a Python int of any size) is kept
+    exact as decimal strings, every id of it -- as the text readers do.
+    """
     array = np.asarray(raw)
     if array.ndim == 0:
         array = array.reshape(1)
+    if array.dtype.kind == "f" and not isinstance(raw, np.ndarray):
+        # NumPy turns Python ints beyond int64 mixed with smaller ones into floats (losing digits):
+        # look at the values themselves
+        objects = np.asarray(raw, dtype=object).reshape(array.shape)
+        if objects.size and all(_is_integer(v) for v in objects.reshape(-1)):
+            array = objects
+    if array.dtype.kind == "u" and array.size and int(array.max()) > _INT64_MAX:
+        return array.astype(str)
     if array.dtype.kind in "iub":
         return array.astype(np.int64, copy=False)
     if array.dtype.kind == "U":
@@ -52,15 +73,24 @@ def _as_id_array(raw: Any) -> np.ndarray:
         missing = [j for j, v in enumerate(flat) if v is None or (isinstance(v, float) and v != v)]
         if missing:
             raise ValueError(f"ids must not be missing; id #{missing[0] + 1} is {flat[missing[0]]!r}")
-        if all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in flat):
-            return array.astype(np.int64)
+        if all(_is_integer(v) for v in flat):
+            if all(_INT64_MIN <= int(v) <= _INT64_MAX for v in flat):
+                return array.astype(np.int64)
+            return np.array([str(int(v)) for v in flat]).reshape(array.shape)
     # bytes, or objects other than integers: strings
     return array.astype(str)
 
 
 def _as_timestamps(raw: Any, where: str) -> np.ndarray:
-    """Timestamps as int64; integral numbers only."""
+    """Timestamps as int64; integral numbers within int64 only."""
     array = np.asarray(raw)
+    if array.dtype.kind == "O" and array.size and all(_is_integer(v) for v in array.reshape(-1)):
+        big = [int(v) for v in array.reshape(-1) if not _INT64_MIN <= int(v) <= _INT64_MAX]
+        if big:
+            raise ValueError(f"{where}timestamps must fit in int64; got {big[0]}")
+        array = array.astype(np.int64)
+    if array.dtype.kind == "u" and array.size and int(array.max()) > _INT64_MAX:
+        raise ValueError(f"{where}timestamps must fit in int64; got {int(array.max())}")
     if array.dtype.kind in "iub":
         return array.astype(np.int64)
     if array.dtype.kind == "f":
