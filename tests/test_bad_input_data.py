@@ -215,3 +215,205 @@ def test_whitespace_separated_file_with_comments(files: dict, tmp_path: Path) ->
 def test_only_comments_is_an_empty_file(files: dict, tmp_path: Path) -> None:
     path = _write(files, tmp_path, "c.csv", "# nothing\n\n#\n")
     _raises(ValueError, lambda: read_ratings(path), str(path), "the file is empty (only blank lines and comments)")
+
+
+# -- item 6: ids beyond int64 stay exact -----------------------------------------------------------
+
+BIG = [2**64 - 1, 2**63, 5]  # unsigned 64-bit ids, two of them beyond int64
+
+
+def _exact(ids: np.ndarray) -> list[str]:
+    assert ids.dtype.kind == "U", ids.dtype  # a column holding an id beyond int64 is kept as text
+    return ids.tolist()
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: (np.array(BIG, dtype=np.uint64), [1, 2, 3], [1.0, 2.0, 3.0]),  # a tuple of arrays
+        lambda: (BIG, [1, 2, 3], [1.0, 2.0, 3.0]),  # of lists of Python ints (NumPy would make floats)
+        lambda: [(u, i, r) for u, i, r in zip(BIG, [1, 2, 3], [1.0, 2.0, 3.0], strict=True)],  # records
+    ],
+    ids=["uint64-array", "int-list", "records"],
+)
+def test_unsigned_64_bit_ids_are_kept_exact(make) -> None:  # type: ignore[no-untyped-def]
+    r = as_ratings(make())
+    assert sorted(_exact(r.raw_users)) == sorted(str(u) for u in BIG)
+    expected = {str(u): float(k + 1) for k, u in enumerate(BIG)}
+    assert dict(zip(r.raw_users.tolist(), r.values.tolist(), strict=True)) == expected
+
+
+def test_python_ints_of_any_size_are_kept_exact() -> None:
+    huge = [2**70, 3]
+    r = as_ratings((huge, [1, 2], [4.0, 5.0]))
+    assert _exact(r.raw_users) == sorted(str(u) for u in huge)  # no OverflowError, no rounding
+    raw = r.user_ids.ids.tolist()
+    assert r.user_ids.index([2**70, 3, 2**71]).tolist() == [raw.index(str(2**70)), raw.index("3"), -1]
+
+
+def test_frames_tables_and_parquet_keep_unsigned_ids_exact(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    columns = {"user": np.array(BIG, dtype=np.uint64), "item": [1, 2, 3], "rating": [1.0, 2.0, 3.0]}
+    path = tmp_path / "r.parquet"
+    pq.write_table(pa.table(columns), path)
+    for r in (as_ratings(pd.DataFrame(columns)), as_ratings(pa.table(columns)), read_ratings(path)):
+        assert sorted(_exact(r.raw_users)) == sorted(str(u) for u in BIG), r
+    small = {"user": np.array([1, 2], dtype=np.uint64), "item": [1, 2], "rating": [1.0, 2.0]}
+    assert as_ratings(pa.table(small)).raw_users.dtype == np.int64  # within int64: integers as before
+    huge = pd.DataFrame({"user": [2**70, 1], "item": [1, 2], "rating": [1.0, 2.0]})  # object column
+    assert sorted(_exact(as_ratings(huge).raw_users)) == sorted(["1", str(2**70)])
+
+
+def test_a_timestamp_beyond_int64_is_refused_clearly() -> None:
+    pa = pytest.importorskip("pyarrow")
+    table = pa.table({"user": [1, 2], "item": [1, 2], "rating": [1.0, 2.0],
+                      "timestamp": np.array([1, 2**64 - 1], dtype=np.uint64)})
+    _raises(ValueError, lambda: as_ratings(table), "row 2", f"timestamp {2**64 - 1} does not fit in int64")
+    _raises(ValueError, lambda: as_ratings(([1], [1], [1.0], [2**70])), "timestamps must fit in int64", str(2**70))
+
+
+def test_a_model_fitted_on_big_ids_predicts_and_recommends_for_them() -> None:
+    from factorise.models import Baseline
+
+    users = [2**64 - 1, 2**63, 5, 2**64 - 1]
+    items = [1, 2, 1, 2]
+    model = Baseline(n_epochs=5).fit((np.array(users, dtype=np.uint64), items, [5.0, 1.0, 3.0, 4.0]))
+    known = model.predict([2**64 - 1, np.uint64(2**63), "18446744073709551615"], [1, 2, 1])
+    unknown = model.predict([2**70, 2**64 - 2], [1, 1])
+    assert known[0] == known[2]  # the same id given as an int and as text
+    assert not np.isclose(known[0], unknown[0])  # a known user is not treated as unknown
+    assert np.isclose(unknown[0], unknown[1])  # both unknown: the same fallback
+    assert model.recommend(2**63, 5).items.tolist() == [1]  # the one item user 2**63 has not rated
+
+
+# -- item 4: a list of records is records, never a matrix ----------------------------------------
+
+
+def test_a_list_of_tuples_is_records() -> None:
+    from factorise.models import BiasedMF
+
+    records = [(10, 20, 4.0), (11, 21, 2.0)]
+    r = as_ratings(records)
+    assert _ratings(r) == [(10, 20, 4.0), (11, 21, 2.0)]  # two ratings, not a 2x3 matrix of six
+    model = BiasedMF(rank=1, n_epochs=1, random_state=0).fit(records)
+    assert model.user_ids_.ids.tolist() == [10, 11] and model.item_ids_.ids.tolist() == [20, 21]
+    stamped = as_ratings([("u1", "i1", 5, 100), ("u2", "i1", 3, 200)])  # with timestamps, string ids
+    assert stamped.timestamps is not None and stamped.timestamps.tolist() == [100, 200]
+    assert _ratings(as_ratings(iter(records))) == _ratings(r)  # a generator of records
+    assert _ratings(as_ratings(tuple(records))) == _ratings(r)  # a tuple of two records
+
+
+def test_rows_holding_strings_are_records_and_rows_of_five_are_a_matrix() -> None:
+    assert _ratings(as_ratings([["u1", "i1", 4.0], ["u2", "i1", 2.0]])) == [("u1", "i1", 4.0), ("u2", "i1", 2.0)]
+    wide = as_ratings([[1.0, 2.0, 3.0, 4.0, 5.0], [5.0, 4.0, 3.0, 2.0, float("nan")]])  # only a matrix
+    assert wide.source == "dense matrix" and len(wide) == 9
+
+
+def test_a_list_that_could_be_either_is_refused_saying_how_to_choose() -> None:
+    rows = [[10, 20, 4.0], [11, 21, 2.0]]
+    _raises(
+        ValueError,
+        lambda: as_ratings(rows),
+        "`data` is ambiguous",
+        "could be (user, item, rating[, timestamp]) records or a dense 2x3 matrix",
+        "layout='records'",
+        "layout='dense'",
+        "NumPy array",
+    )
+    assert len(as_ratings(rows, layout="records")) == 2
+    assert len(as_ratings(rows, layout="dense")) == 6
+    assert len(as_ratings(np.array(rows))) == 6  # a NumPy array is a matrix
+    assert len(as_ratings(np.array(rows), layout="records")) == 2
+    with option_spelling(CLI_SPELLING):
+        _raises(ValueError, lambda: as_ratings(rows), "--layout records", "--layout dense")
+    # a tuple of three records could be the three columns
+    _raises(ValueError, lambda: as_ratings(((1, 2, 3.0), (4, 5, 6.0), (7, 8, 9.0))), "could be", "layout='records'")
+    assert _ratings(as_ratings(((1, 2, 3.0), (4, 5, 6.0), (7, 8, 9.0)), layout="records"))[0] == (1, 2, 3.0)
+
+
+def test_layout_is_checked() -> None:
+    _raises(ValueError, lambda: as_ratings([(1, 2, 3.0)], layout="matrix"), "`layout` must be None, 'records' or")
+    _raises(TypeError, lambda: as_ratings("r.csv", layout="dense"), "`layout` applies to lists and dense arrays")
+    _raises(ValueError, lambda: as_ratings([(1, 2, 3.0), (1, 2)]), "record #2 is (1, 2) (length 2, expected 3)")
+    _raises(ValueError, lambda: as_ratings([(1, 2, "x")]), "ratings must be numbers", "'x'")
+    _raises(ValueError, lambda: as_ratings([]), "`data` is empty")
+
+
+# -- item 5: duplicate stored entries of a sparse matrix are not summed ----------------------------
+
+
+def test_coo_duplicates_keep_the_last_with_a_warning() -> None:
+    from scipy import sparse
+
+    coo = sparse.coo_matrix(([1.0, 2.0, 5.0, 4.0], ([0, 0, 1, 0], [0, 0, 1, 0])), shape=(2, 2))
+    with pytest.warns(DuplicateRatingsWarning, match=r"sparse matrix: 2 duplicate \(user, item\) rating") as caught:
+        r = as_ratings(coo)
+    assert caught[0].filename == __file__  # the warning points at the caller
+    assert sorted(_ratings(r)) == [(0, 0, 4.0), (1, 1, 5.0)]  # not 1 + 2 + 4 = 7
+
+
+def test_non_canonical_csr_duplicates_keep_the_last() -> None:
+    from scipy import sparse
+
+    # row 0 stores column 1 twice (1.0 then 2.0)
+    csr = sparse.csr_matrix((np.array([1.0, 2.0, 5.0]), np.array([1, 1, 0]), np.array([0, 2, 3])), shape=(2, 2))
+    assert not csr.has_canonical_format
+    with pytest.warns(DuplicateRatingsWarning, match="1 duplicate"):
+        r = as_ratings(csr)
+    assert sorted(_ratings(r)) == [(0, 1, 2.0), (1, 0, 5.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DuplicateRatingsWarning)  # no duplicates: no warning
+        assert len(as_ratings(sparse.csr_matrix(np.eye(3)))) == 3
+
+
+# -- item 17: torch sparse and meta tensors --------------------------------------------------------
+
+
+TORCH_SPARSE_NOTICES = [
+    "ignore:Sparse CSR tensor support is in beta:UserWarning",
+    "ignore:Sparse invariant checks are implicitly disabled:UserWarning",
+]
+
+
+@pytest.mark.filterwarnings(*TORCH_SPARSE_NOTICES[:1])
+def test_torch_sparse_tensors_are_ratings_like_scipy_sparse(torch) -> None:  # type: ignore[no-untyped-def]
+    indices = torch.tensor([[0, 0, 1, 2], [0, 0, 1, 0]])
+    coo = torch.sparse_coo_tensor(indices, torch.tensor([1.0, 2.0, 5.0, 3.0]), (3, 2), check_invariants=True)
+    assert not coo.is_coalesced()
+    with pytest.warns(DuplicateRatingsWarning, match="sparse tensor: 1 duplicate"):
+        r = as_ratings(coo)
+    assert sorted(_ratings(r)) == [(0, 0, 2.0), (1, 1, 5.0), (2, 0, 3.0)]
+    assert r.n_users == 3 and r.n_items == 2  # every row and column, as for a matrix
+    plain = torch.tensor([[4.0, 0.0], [0.0, 5.0], [3.0, 0.0]])
+    for tensor in (plain.to_sparse(), plain.to_sparse_csr(), plain.to_sparse_csc()):
+        assert sorted(_ratings(as_ratings(tensor))) == [(0, 0, 4.0), (1, 1, 5.0), (2, 0, 3.0)], tensor.layout
+    dense = as_ratings(torch.tensor([[1.0, float("nan")], [2.0, 3.0]]))  # a dense tensor is a matrix
+    assert sorted(_ratings(dense)) == [(0, 0, 1.0), (1, 0, 2.0), (1, 1, 3.0)]
+
+
+@pytest.mark.filterwarnings(*TORCH_SPARSE_NOTICES[1:])
+def test_meta_tensors_are_refused_naming_the_parameter_and_device(torch) -> None:  # type: ignore[no-untyped-def]
+    from factorise.lab import sgd_factorise_masked
+
+    meta = torch.empty(3, 2, device="meta")
+    _raises(TypeError, lambda: as_ratings(meta), "`data`", "meta device")
+    meta_sparse = torch.sparse_coo_tensor(torch.tensor([[0], [0]]), torch.tensor([1.0]), (3, 2), device="meta")
+    _raises(TypeError, lambda: as_ratings(meta_sparse), "`data`", "meta device")
+    A = torch.rand(3, 2)
+    _raises(TypeError, lambda: sgd_factorise_masked(meta, None, 1), "`A`", "meta device")
+    _raises(TypeError, lambda: sgd_factorise_masked(A, meta, 1), "`M`", "meta device")
+
+
+@pytest.mark.filterwarnings(*TORCH_SPARSE_NOTICES[:1])
+def test_lab_takes_a_sparse_mask_and_refuses_a_sparse_matrix_with_a_hint(torch) -> None:  # type: ignore[no-untyped-def]
+    from factorise.lab import sgd_factorise_masked
+
+    A = torch.rand(4, 3, generator=torch.Generator().manual_seed(0))
+    M = torch.tensor([[1, 0, 1], [0, 1, 1], [1, 1, 0], [1, 0, 0]], dtype=torch.float32)
+    U, V = sgd_factorise_masked(A, M, 2, num_epochs=5, random_state=0)
+    for sparse_mask in (M.to_sparse(), M.to_sparse_csr(), M.bool().to_sparse()):
+        U2, V2 = sgd_factorise_masked(A, sparse_mask, 2, num_epochs=5, random_state=0)
+        assert torch.equal(U, U2) and torch.equal(V, V2), sparse_mask.layout  # the same mask, the same fit
+    _raises(TypeError, lambda: sgd_factorise_masked(A.to_sparse(), M, 2), "`A` must be a dense matrix", "A.to_dense()")

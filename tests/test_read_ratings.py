@@ -538,12 +538,13 @@ def test_as_ratings_sparse_matrix_stored_zeros_are_ratings() -> None:
         np.testing.assert_array_equal(r.to_csr().toarray(), sparse.coo_matrix((values, (rows, cols)), (5, 4)).toarray())
 
 
-def test_as_ratings_sparse_duplicates_are_summed_and_non_finite_rejected() -> None:
+def test_as_ratings_sparse_duplicates_keep_the_last_and_non_finite_rejected() -> None:
     from scipy import sparse
 
     matrix = sparse.coo_matrix((np.array([1.0, 2.0, 3.0]), (np.array([0, 0, 1]), np.array([0, 0, 1]))))
-    r = as_ratings(matrix)
-    assert sorted(r.values.tolist()) == [3.0, 3.0] and len(r) == 2
+    with pytest.warns(DuplicateRatingsWarning, match="sparse matrix: 1 duplicate"):
+        r = as_ratings(matrix)
+    assert r.values.tolist() == [2.0, 3.0] and len(r) == 2  # not summed: the last stored of (0, 0)
     with pytest.raises(ValueError, match=r"cell \(1, 1\) is nan"):
         as_ratings(sparse.csr_matrix(np.array([[1.0, 0.0], [0.0, np.nan]])))
 
@@ -554,7 +555,7 @@ def test_as_ratings_dense_nan_is_missing() -> None:
     assert r.n_users == 3 and r.n_items == 3 and len(r) == 4
     got = {(int(u), int(i)): float(v) for u, i, v in zip(r.raw_users, r.raw_items, r.values)}
     assert got == {(0, 0): 5.0, (0, 2): 1.0, (2, 0): 0.0, (2, 1): 2.0}
-    r2 = as_ratings(dense.tolist())
+    r2 = as_ratings(dense.tolist(), layout="dense")  # rows of 3 numbers: could be records, so said
     np.testing.assert_array_equal(r2.to_csr().toarray(), np.nan_to_num(dense))
     full = as_ratings(np.arange(6).reshape(2, 3))  # integers: every cell observed
     assert len(full) == 6 and full.values.tolist() == [0, 1, 2, 3, 4, 5]
@@ -585,7 +586,7 @@ def test_as_ratings_rejects_other_kinds(data: object) -> None:
 
 
 def test_as_ratings_options_for_non_files_are_rejected() -> None:
-    with pytest.raises(TypeError, match="do not apply to a dense matrix"):
+    with pytest.raises(TypeError, match="do not apply to a list or a dense matrix"):
         as_ratings(np.ones((2, 2)), sep=",")
 
 

@@ -165,7 +165,7 @@ def _fit(
     check_real_matrix(array, "A")
     observed = None
     if M is not None:
-        mask, _ = to_numpy(M, "M")
+        mask, _ = to_numpy(M, "M", sparse="dense")  # a sparse mask: observed where stored and != 0
         observed = check_mask(mask, array.shape, "M")
     check_finite_where(array, observed, "A")
     rank = check_rank(rank, array.shape)

@@ -43,7 +43,17 @@ import pyarrow as pa
 from factorise.data._collect import _PAIRS, _R, _RATINGS, _Target
 from factorise.data._columnar import _from_frame, _from_table, _read_parquet
 from factorise.data._columns import _check_columns
-from factorise.data._memory import _from_dense, _from_sparse, _from_tuple, _type_error
+from factorise._arrays import is_torch_tensor
+from factorise.data._memory import (
+    _check_layout,
+    _from_list_like,
+    _from_sparse,
+    _from_torch_sparse,
+    _from_tuple,
+    _no_layout,
+    _tuple_of_records,
+    _type_error,
+)
 from factorise.data._options import _check_sep, _no_options, spell
 from factorise.data._ratings import Ratings
 from factorise.data._sniff import _detect_format
@@ -269,7 +279,7 @@ def _read_file(
     return _read_text(file, source, sep, header, request, chunk_size, target)
 
 
-def as_ratings(data: Any, **kwargs: Any) -> Ratings:
+def as_ratings(data: Any, *, layout: str | None = None, **kwargs: Any) -> Ratings:
     """Turn ratings in any accepted form into :class:`Ratings`.
 
     Accepted:
@@ -284,16 +294,35 @@ def as_ratings(data: Any, **kwargs: Any) -> Ratings:
       ValueError. Column labels that are just their positions (a DataFrame
       built from a list) count as no header. ``columns=`` as in
       :func:`read_ratings` overrides;
-    * a scipy.sparse matrix -- row index = user id, column index = item id,
-      every *stored* entry is a rating. Explicitly stored zeros are ratings
-      of 0; entries that are not stored are missing. Duplicate stored
-      entries are summed, as scipy does;
-    * a dense 2-D numpy array (or nested lists, or anything
-      :func:`numpy.asarray` accepts) -- rows are users, columns are items,
-      NaN marks a missing rating, ids are the row and column indices;
+    * records: a list (or any sequence or iterator) of ``(user, item,
+      rating)`` or ``(user, item, rating, timestamp)`` tuples, as Surprise
+      and ``DataFrame.itertuples`` give them -- ``[(10, 20, 4.0), (11, 21,
+      2.0)]`` is two ratings. Rows that are lists are records too when one
+      holds a string (an id); a list of numeric lists of length 3 or 4 could
+      be records or a small dense matrix and is a ValueError unless
+      ``layout`` says which;
+    * a scipy.sparse matrix, or a torch sparse tensor (COO, CSR or CSC) --
+      row index = user id, column index = item id, every *stored* entry is
+      a rating. Explicitly stored zeros are ratings of 0; entries that are
+      not stored are missing. Duplicate stored entries (a COO matrix or
+      tensor that is not coalesced, a non-canonical CSR matrix) are not
+      summed: the last in stored order is kept, with a
+      :class:`~factorise.data.DuplicateRatingsWarning` giving the count;
+    * a dense 2-D NumPy array or torch tensor (or nested lists of numbers
+      whose rows are not of length 3 or 4, or ``layout="dense"``) -- rows
+      are users, columns are items, NaN marks a missing rating, ids are the
+      row and column indices;
     * a tuple ``(users, items, ratings)`` or ``(users, items, ratings,
       timestamps)`` of equal-length arrays of raw ids and values, or scipy's
-      ``(ratings, (users, items))``. A tuple is never read as a dense matrix.
+      ``(ratings, (users, items))``. A tuple is never read as a dense matrix;
+      a tuple of record tuples is records, except three or four records of
+      three or four fields, which could be columns: say ``layout="records"``
+      or give the columns as lists or arrays.
+
+    Raw ids keep their values exactly: integers beyond int64 (unsigned
+    64-bit ids >= 2**63, Python ints of any size) make every id of their
+    column a decimal string, as in a file; a model fitted on them predicts
+    for the same ids, given as ints or strings.
 
     For a matrix the id maps hold every row and column index, including
     users and items with no rating.
@@ -302,6 +331,12 @@ def as_ratings(data: Any, **kwargs: Any) -> Ratings:
     ----------
     data : object
         The ratings.
+    layout : {None, "records", "dense"}, optional
+        How to read a list, a tuple of tuples or a 2-D array: ``"records"``
+        (one rating per row: user, item, rating[, timestamp]) or
+        ``"dense"`` (a matrix, NaN for missing). By default a NumPy array or
+        a dense tensor is dense and a list decides by its rows (see above).
+        Not accepted for other kinds of ``data``.
     **kwargs
         Options of :func:`read_ratings` for a path; only ``columns`` for a
         DataFrame or Table; none otherwise.
@@ -313,37 +348,50 @@ def as_ratings(data: Any, **kwargs: Any) -> Ratings:
     Raises
     ------
     TypeError
-        If ``data`` is of none of the accepted kinds, or an option does not
-        apply to it.
+        If ``data`` is of none of the accepted kinds, an option does not
+        apply to it, or a tensor's values cannot be read (a tensor on the
+        ``meta`` device).
     ValueError
-        If the ratings are empty or hold a missing or non-finite rating.
+        If the ratings are empty, hold a missing or non-finite rating, or a
+        list could be records or a matrix and ``layout`` is not given.
+
+    Examples
+    --------
+    >>> as_ratings([(10, 20, 4.0), (11, 21, 2.0)])
+    Ratings(2 ratings, 2 users, 2 items from records)
+    >>> as_ratings([[4.0, float("nan"), 1.0], [2.0, 3.0, float("nan")]], layout="dense")
+    Ratings(4 ratings, 2 users, 3 items from dense matrix)
     """
+    layout = _check_layout(layout)
     if isinstance(data, Ratings):
         _no_options(kwargs, "a Ratings object")
+        _no_layout(layout, "a Ratings object")
         return data
     if isinstance(data, (str, os.PathLike)):
+        _no_layout(layout, "a file")
         return read_ratings(data, **kwargs)
     pandas = sys.modules.get("pandas")
     if pandas is not None and isinstance(data, pandas.DataFrame):
+        _no_layout(layout, "a DataFrame")
         return _from_frame(data, kwargs)
     if isinstance(data, (pa.Table, pa.RecordBatch)):
+        _no_layout(layout, "a pyarrow Table")
         return _from_table(data, kwargs)
     sparse = sys.modules.get("scipy.sparse")
     if sparse is not None and sparse.issparse(data):
         _no_options(kwargs, "a sparse matrix")
+        _no_layout(layout, "a sparse matrix")
         return _from_sparse(data)
+    if is_torch_tensor(data) and data.layout != sys.modules["torch"].strided:
+        _no_options(kwargs, "a sparse tensor")
+        _no_layout(layout, "a sparse tensor")
+        return _from_torch_sparse(data)
     if isinstance(data, tuple):
         _no_options(kwargs, "a tuple of arrays")
+        if layout is not None or _tuple_of_records(data):
+            return _from_list_like(data, layout)
         return _from_tuple(data)
     if isinstance(data, (bytes, bytearray, Mapping)) or isinstance(data, (numbers.Number, np.generic)):
         raise _type_error(data)
-    _no_options(kwargs, "a dense matrix")
-    try:
-        array = np.asarray(data)
-    except Exception as exc:  # noqa: BLE001 - whatever asarray rejects is not ratings
-        raise _type_error(data) from exc
-    if array.ndim != 2 or array.dtype.kind not in "biuf":
-        raise _type_error(data, f" (as an array: {array.ndim}-D of dtype {array.dtype})")
-    return _from_dense(array)
-
-
+    _no_options(kwargs, "a list or a dense matrix")
+    return _from_list_like(data, layout)
