@@ -417,3 +417,75 @@ def test_lab_takes_a_sparse_mask_and_refuses_a_sparse_matrix_with_a_hint(torch) 
         U2, V2 = sgd_factorise_masked(A, sparse_mask, 2, num_epochs=5, random_state=0)
         assert torch.equal(U, U2) and torch.equal(V, V2), sparse_mask.layout  # the same mask, the same fit
     _raises(TypeError, lambda: sgd_factorise_masked(A.to_sparse(), M, 2), "`A` must be a dense matrix", "A.to_dense()")
+
+
+# -- the catalogue that already worked: each a one-line error naming the file ---------------------
+
+READERS = [read_ratings, read_pairs]
+
+
+@pytest.mark.parametrize("read", READERS, ids=["ratings", "pairs"])
+@pytest.mark.parametrize(
+    ("name", "data", "fragment"),
+    [
+        ("empty.csv", b"", "the file is empty"),
+        ("blank.csv", b"\n\n  \n", "the file is empty (only blank lines and comments)"),
+        ("ragged.csv", b"user,item,rating\n1,10,4\n2,20\n", "line 3: expected 3 fields separated by ',', found 2"),
+        ("long.csv", b"user,item,rating\n1,10,4\n2,20,3,5\n", "line 3: expected 3 fields separated by ',', found 4"),
+        ("binary.csv", b"\x00\x01\x02\x03PK\x05", "unknown format: binary data"),
+        ("packed.csv", b"\x1f\x8b\x08\x00rest", "gzip-compressed; name it with a .gz suffix"),
+        ("short.parquet", b"1,10,4\n", "not a readable Parquet file"),
+        ("no_user.csv", b"user,item,rating\n1,10,4\n,10,4\n", "line 3: missing user id"),
+    ],
+)
+def test_catalogue_of_bad_files(  # type: ignore[no-untyped-def]
+    files: dict, tmp_path: Path, read, name: str, data: bytes, fragment: str
+) -> None:
+    path = _write(files, tmp_path, name, data)
+    _raises(ValueError, lambda: read(path), f"{path}", fragment)
+
+
+@pytest.mark.parametrize("read", READERS, ids=["ratings", "pairs"])
+def test_header_only(files: dict, tmp_path: Path, read) -> None:  # type: ignore[no-untyped-def]
+    path = _write(files, tmp_path, "h.csv", "user,item,rating\n")
+    _raises(ValueError, lambda: read(path), str(path), "(only a header line)")
+
+
+def test_missing_file_and_unknown_format_option(tmp_path: Path) -> None:
+    _raises(ValueError, lambda: read_ratings(tmp_path / "nope.csv"), "nope.csv: no such file")
+    _raises(ValueError, lambda: read_ratings(tmp_path), "not a regular file")
+    path = tmp_path / "r.csv"
+    path.write_text("1,10,4\n")
+    _raises(ValueError, lambda: read_ratings(path, format="xlsx"), "`format` must be 'csv', 'parquet'", "'xlsx'")
+
+
+@pytest.mark.parametrize(
+    "bom_then", ["user,item,rating\n1,10,4\n2,20,3\n", "1,10,4\n2,20,3\n"], ids=["header", "no-header"]
+)
+def test_a_byte_order_mark_is_skipped(files: dict, tmp_path: Path, bom_then: str) -> None:
+    path = _write(files, tmp_path, "bom.csv", b"\xef\xbb\xbf" + bom_then.encode())
+    assert _ratings(read_ratings(path)) == [(1, 10, 4.0), (2, 20, 3.0)]
+    assert read_pairs(path)[0].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [("nan", "rating nan is not a finite number"), ("inf", "rating inf is not a finite number"),
+     ("-inf", "rating -inf is not a finite number"), ("1e300", "rating 1e+300 is out of the float32 range"),
+     ("x", "rating 'x' is not a number"), ("", "missing rating")],
+)
+def test_bad_ratings_in_a_file_name_the_line(files: dict, tmp_path: Path, value: str, fragment: str) -> None:
+    path = _write(files, tmp_path, "r.csv", f"user,item,rating\n1,10,4\n2,20,{value}\n")
+    _raises(ValueError, lambda: read_ratings(path), f"{path}, line 3: {fragment}")
+    assert read_pairs(path)[0].tolist() == [1, 2]  # pairs do not read the rating
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e300])
+def test_bad_ratings_in_memory_are_refused(value: float) -> None:
+    message = _raises(ValueError, lambda: as_ratings([(1, 10, 4.0), (2, 20, value)]), "ratings must be finite", "#2")
+    assert repr(value) in message  # the value given, not what float32 made of it
+    if value == 1e300:
+        assert "out of the float32 range" in message
+    _raises(ValueError, lambda: as_ratings(([1, 2], [10, 20], [4.0, value])), "ratings must be finite numbers")
+    if value == value:  # NaN is a missing cell of a dense matrix, not an error
+        _raises(ValueError, lambda: as_ratings(np.array([[1.0, value]])), "cell (0, 1)")

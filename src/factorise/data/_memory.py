@@ -239,13 +239,16 @@ def _from_cells(
     for n, axis in ((shape[0], "rows"), (shape[1], "columns")):
         if n > np.iinfo(np.int32).max:
             raise ValueError(f"{what}: too many {axis} ({n}); at most {np.iinfo(np.int32).max}")
-    as_float = values.astype(np.float32)
+    with np.errstate(over="ignore"):
+        as_float = values.astype(np.float32)
     bad = ~np.isfinite(as_float)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
+        raw = float(values[k])
+        detail = ", out of the float32 range" if np.isfinite(raw) else ""
         raise ValueError(
             f"{what}: ratings must be finite numbers (NaN marks a missing rating only in a dense matrix); "
-            f"cell ({int(rows[k])}, {int(cols[k])}) is {float(values[k])!r}"
+            f"cell ({int(rows[k])}, {int(cols[k])}) is {raw!r}{detail}"
         )
     ratings = Ratings(
         rows.astype(np.int32),

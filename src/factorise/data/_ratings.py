@@ -14,6 +14,7 @@ compacted in place rather than copied.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -448,13 +449,15 @@ class Ratings:
             raise ValueError(f"{where}no ratings")
         if values.dtype.kind not in "biuf":
             raise TypeError(f"{where}ratings must be numbers; got dtype {values.dtype}")
-        values = values.astype(np.float32)
+        given = values
+        with np.errstate(over="ignore"):
+            values = values.astype(np.float32)
         bad = ~np.isfinite(values)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
-            raise ValueError(
-                f"{where}ratings must be finite numbers; rating #{first + 1} is {float(values[first])}"
-            )
+            raw = float(given[first])
+            detail = ", out of the float32 range" if math.isfinite(raw) else ""
+            raise ValueError(f"{where}ratings must be finite numbers; rating #{first + 1} is {raw!r}{detail}")
         user_map, user_index = IdMap.from_raw(users)
         item_map, item_index = IdMap.from_raw(items)
         ts = None if timestamps is None else _as_timestamps(timestamps, where)
