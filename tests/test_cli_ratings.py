@@ -113,7 +113,7 @@ def test_evaluate_test_file_and_plot(tmp_path: Path, data: tuple[Path, Path]) ->
         (["recommend", "nope.npz", "--user", "1"], r"nope.npz: no such model file"),
         (["evaluate", "train.csv", "--folds", "1"], r"--folds: must be an integer >= 2"),
         (["evaluate", "--algo", "baseline"], r"RATINGS is required"),
-        (["fit", "train.csv", "--max-memory", "1K"], r"train.csv: about [0-9,]+ ratings need about .* more than --max-memory 1.0 KB"),
+        (["fit", "train.csv", "--max-memory", "1K"], r"train.csv: reading about [0-9,]+ ratings needs up to .* more than --max-memory 1.0 KiB"),
         (["fit", "train.csv", "--max-memory", "lots"], r"--max-memory: must be a size such as 2G"),
         (["fit", "train.csv", "--algo", "baseline", "--threads", "2"], r"--threads does not apply to --algo baseline"),
         (["fit", "train.csv", "--threads", "0"], r"--threads 0: `n_threads` must be .*integer.*; got 0"),

@@ -10,8 +10,10 @@ exit non-zero: 2 for bad input, 1 when a fit diverged.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -34,6 +36,7 @@ EXIT_DIVERGED = 1
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 128 + signal.SIGTERM
 EXIT_INTERNAL = 70
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -209,6 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DivergenceError as exc:
         print(f"factorise: error: {exc}", file=sys.stderr)
         return EXIT_DIVERGED
+    except BrokenPipeError:
+        # the reader of stdout went away (`factorise ... | head`): stop quietly, as Unix tools do
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except MemoryError:
         print(
             "factorise: error: out of memory; use a machine with more memory, or smaller data "

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from factorise.cli._common import about, add_read_options, check_paths, given_read_flags, note, read_options, reading
+from factorise.cli._memory import check_fit_memory, check_read_memory
 from factorise.cli._progress import history_progress
 from factorise.io import atomic_write
 
@@ -90,38 +91,6 @@ def _size(text: str) -> int:
     if not match or float(match.group(1)) <= 0:
         raise argparse.ArgumentTypeError(f"must be a size such as 2G, 500M or 1.5GB; got {text!r}")
     return int(float(match.group(1)) * _UNITS[match.group(2)])
-
-
-def _human(n_bytes: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n_bytes < 1024 or unit == "GB":
-            return f"{n_bytes:.1f} {unit}" if unit != "B" else f"{n_bytes:.0f} B"
-        n_bytes /= 1024
-    return f"{n_bytes:.1f} TB"  # pragma: no cover
-
-
-#: Bytes per rating a fit holds beyond the ratings themselves (12 bytes), by algorithm: index
-#: arrays for the visiting order (sgd), CSR and CSC copies (als), the residual and its
-#: transpose (softimpute), bincount scratch (baseline).
-_BYTES_PER_RATING = {"sgd": 12 + 8, "als": 12 + 2 * 12, "softimpute": 12 + 3 * 12, "baseline": 12 + 8}
-#: What the interpreter, numpy, numba and pyarrow take before any data.
-_RUNTIME_BYTES = 250 * 2**20
-
-
-def check_memory(path: str, algo: str, limit: int | None, *, flag: str = "--max-memory") -> None:
-    """Estimate, before reading, the memory fitting ``path`` needs; refuse if over ``limit``."""
-    if limit is None:
-        return
-    from factorise.data import estimate_n_ratings
-
-    n, exact = estimate_n_ratings(path)
-    need = _RUNTIME_BYTES + n * _BYTES_PER_RATING[algo]
-    logger.info("%s: %d ratings (%s), about %s to fit", path, n, "exact" if exact else "estimated", _human(need))
-    if need > limit:
-        raise ValueError(
-            f"{path}: {'' if exact else 'about '}{n:,} ratings need about {_human(need)} to fit with "
-            f"--algo {algo}, more than {flag} {_human(limit)}; raise {flag} or use a machine with more memory"
-        )
 
 
 def _add_model_options(parser: argparse.ArgumentParser, types: dict[str, Any]) -> None:
@@ -238,7 +207,7 @@ def fit(args: argparse.Namespace) -> None:
 
         require_matplotlib()
     model = build_model(args)
-    check_memory(args.ratings, args.algo, args.max_memory)
+    check_read_memory(args.ratings, args.max_memory)
     ratings = _read(args, args.ratings)
     validation = None
     train = ratings
@@ -247,6 +216,7 @@ def fit(args: argparse.Namespace) -> None:
     elif args.validation_fraction:
         train, validation = train_test_split(ratings, args.validation_fraction, random_state=model.get_params()["random_state"])
     fit_default_rank(model, train, args)
+    check_fit_memory(model, train, args.max_memory, validation=validation, source=args.ratings)
     steps = model.get_params()[type(model)._steps_param]
     with history_progress(steps, quiet=args.quiet, description=args.algo, n_ratings=len(train)) as cb, about(
         args.ratings
@@ -413,15 +383,18 @@ def evaluate(args: argparse.Namespace) -> None:
     elif args.ratings is None:
         raise ValueError("RATINGS is required unless --movielens-splits DIR is given")
     elif args.test:
-        check_memory(args.ratings, args.algo, args.max_memory)
+        check_read_memory(args.ratings, args.max_memory)
         cv = [(_read(args, args.ratings), _read(args, args.test))]
         fit_default_rank(model, cv[0][0], args)
+        check_fit_memory(model, cv[0][0], args.max_memory, validation=cv[0][1], source=args.ratings)
         data = None
         source = f"{args.ratings} / {args.test}"
     else:
-        check_memory(args.ratings, args.algo, args.max_memory)
+        check_read_memory(args.ratings, args.max_memory)
         data = _read(args, args.ratings)
         fit_default_rank(model, data, args)
+        # each fold's fit holds the whole data beside its training part: count the data twice
+        check_fit_memory(model, data, args.max_memory, validation=data, source=args.ratings)
         cv = KFold(args.folds, shuffle=True, random_state=model.get_params().get("random_state"))
         source = str(args.ratings)
     n_folds = len(cv) if isinstance(cv, list) or hasattr(cv, "__len__") else args.folds
