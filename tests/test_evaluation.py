@@ -36,11 +36,11 @@ from conftest import DATA_DIR, IN_CI
 
 
 class FixedModel(RatingModel):
-    """A test-only model whose fitted arrays are set by hand after a zero-step fit."""
+    """A test-only model whose fitted arrays are set by hand after a one-step fit that changes nothing."""
 
     _param_names: ClassVar[tuple[str, ...]] = ("n_epochs",)
 
-    def __init__(self, *, n_epochs: int = 0) -> None:
+    def __init__(self, *, n_epochs: int = 1) -> None:
         self.n_epochs = n_epochs
 
     def _check_params(self, data: TrainData) -> None:

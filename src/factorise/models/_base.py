@@ -269,8 +269,7 @@ class RatingModel:
 
     # ------------------------------------------------------------- subclasses
     def _validate_params(self) -> None:
-        """Check the model's own parameters without data (raise on error)."""
-        raise NotImplementedError
+        """Check the model's own parameters without data (raise on error); none beyond the shared ones here."""
 
     def _check_params(self, data: TrainData) -> None:
         """Validate the constructor parameters against the data (raise on error)."""
