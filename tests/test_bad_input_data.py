@@ -489,3 +489,22 @@ def test_bad_ratings_in_memory_are_refused(value: float) -> None:
     _raises(ValueError, lambda: as_ratings(([1, 2], [10, 20], [4.0, value])), "ratings must be finite numbers")
     if value == value:  # NaN is a missing cell of a dense matrix, not an error
         _raises(ValueError, lambda: as_ratings(np.array([[1.0, value]])), "cell (0, 1)")
+
+
+# -- found by tests/test_fuzz_readers.py ------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_a_ragged_line_of_non_utf8_bytes_is_one_clean_error(files: dict, tmp_path: Path) -> None:
+    # pyarrow's invalid-row handler decoded such a row as UTF-8 and printed an "Exception ignored" traceback
+    path = _write(files, tmp_path, "r.csv", b"user,item,rating\n1,10,4\n\x84\xe9,20\n")
+    _raises(ValueError, lambda: read_ratings(path), f"{path}, line 3: expected 3 fields separated by ','")
+
+
+def test_a_carriage_return_inside_a_line_is_no_crash(files: dict, tmp_path: Path) -> None:
+    # Python's csv module raised its own csv.Error while sniffing
+    path = _write(files, tmp_path, "r.csv", b'1,10,4\n2,"2\r0",3\n3,30,5\n')
+    try:
+        read_ratings(path)
+    except ValueError as exc:
+        assert str(path) in str(exc) and "\n" not in str(exc)

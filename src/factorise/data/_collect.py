@@ -205,6 +205,11 @@ _PAIRS: _Target[tuple[np.ndarray, np.ndarray]] = _Target(
 )
 
 
+def _one_line(message: object) -> str:
+    """A message from elsewhere (pyarrow, the OS, NumPy) on one line."""
+    return " ".join(str(message).split())
+
+
 def _no_nulls(array: pa.Array, problem: str, offset: int) -> None:
     if array.null_count:
         row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0])

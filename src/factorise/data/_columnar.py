@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from factorise.data._collect import _R, _RATINGS, _BadValue, _first_unconvertible, _Target
+from factorise.data._collect import _R, _RATINGS, _BadValue, _first_unconvertible, _one_line, _Target
 from factorise.data._columns import _check_columns, _resolve_columns
 from factorise.data._options import spell
 from factorise.data._ratings import Ratings
@@ -35,7 +35,7 @@ def _read_parquet(
     try:
         parquet = pq.ParquetFile(str(file), buffer_size=1 << 20)  # column chunks read in pieces
     except (pa.ArrowException, OSError) as exc:
-        raise ValueError(f"{source}: not a readable Parquet file: {exc}") from None
+        raise ValueError(f"{source}: not a readable Parquet file: {_one_line(exc)}") from None
     with parquet:
         schema = parquet.schema_arrow
         batch_rows = max(1024, chunk_size // 32)
@@ -82,7 +82,7 @@ def _read_parquet(
                 fits_int64,
             )
         except (pa.ArrowException, OSError) as exc:
-            raise ValueError(f"{source}: cannot read the Parquet file: {exc}") from None
+            raise ValueError(f"{source}: cannot read the Parquet file: {_one_line(exc)}") from None
 
 
 def _from_table(table: pa.Table | pa.RecordBatch, kwargs: dict[str, Any]) -> Ratings:

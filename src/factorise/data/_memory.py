@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from factorise._arrays import is_torch_tensor, to_numpy, torch_sparse_cells
+from factorise.data._collect import _one_line
 from factorise.data._options import example, spell
 from factorise.data._ratings import IdMap, Ratings, _owned_deduplicated
 
@@ -183,7 +184,7 @@ def _as_dense(rows: Sequence[Any], data: Any) -> np.ndarray:
     try:
         return np.asarray(rows)
     except Exception as exc:  # noqa: BLE001 - ragged rows and the like
-        raise _type_error(data, f" (as an array: {exc})") from None
+        raise _type_error(data, f" (as an array: {_one_line(exc)})") from None
 
 
 def _from_records_array(array: np.ndarray) -> Ratings:

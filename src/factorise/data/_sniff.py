@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from factorise.data._collect import _Target
+from factorise.data._collect import _one_line, _Target
 from factorise.data._columns import _NAMES, _REQUIRED, _normal_name, _resolve_columns
 from factorise.data._options import example, spell
 
@@ -121,7 +121,10 @@ def _split(line: str, sep: str) -> list[str]:
         return line.split()
     if len(sep) > 1 or sep == " ":
         return line.split(sep)
-    return next(csv.reader([line], delimiter=sep, quotechar='"'), [])
+    try:
+        return next(csv.reader([line], delimiter=sep, quotechar='"'), [])
+    except csv.Error:  # a carriage return inside the line, say: fields without quoting rules
+        return line.split(sep)
 
 
 def _is_number(text: str) -> bool:
@@ -152,7 +155,7 @@ def _read_sample(file: Path, source: str) -> tuple[int, list[str]]:
             raw = stream.read(_SAMPLE_BYTES)
             at_end = len(raw) < _SAMPLE_BYTES or not stream.read(1)
     except (OSError, pa.ArrowException) as exc:
-        raise ValueError(f"{source}: cannot read the file: {exc}") from exc
+        raise ValueError(f"{source}: cannot read the file: {_one_line(exc)}") from exc
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     if not at_end:

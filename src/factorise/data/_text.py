@@ -10,6 +10,7 @@ only.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from factorise.data._collect import _R, _BadValue, _first_unconvertible, _Target
+from factorise.data._collect import _R, _BadValue, _first_unconvertible, _one_line, _Target
 from factorise.data._options import spell
 from factorise.data._sniff import _COMPRESSION_SUFFIXES, _SAMPLE_BYTES, _Layout, _open_stream, _sniff
 
@@ -197,12 +198,29 @@ def _line_of_row(file: Path, layout: _Layout, row: int) -> int | None:
     return None
 
 
-def _line_of_text(file: Path, layout: _Layout, text: str) -> int | None:
-    target = text.encode("utf-8", errors="surrogateescape").rstrip(b"\r")
+_RAGGED_RE = re.compile(r"Expected \d+ columns, got \d+")
+#: Characters of a line shown in a message.
+_SHOWN = 200
+
+
+def _first_ragged_line(file: Path, layout: _Layout) -> tuple[int, str] | None:
+    """(1-based number, text) of the first data line with the wrong number of fields; error path only."""
     for number, line in _numbered_lines(file, layout):
-        if number > layout.skip_rows and line == target:
-            return number
+        if number <= layout.skip_rows or not line:
+            continue
+        text = line.decode("utf-8", errors="replace")
+        if layout.step > 1:  # '::' is two separators to pyarrow
+            wrong = len(text.split(layout.delimiter)) != layout.n_physical
+        else:
+            wrong = len(layout.split(text)) != layout.n_fields
+        if wrong:
+            return number, text
     return None
+
+
+def _shown(text: str) -> str:
+    """A line of the file for a message: its repr, cut to _SHOWN characters."""
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + f" ... ({len(text)} characters)"
 
 
 def _read_text(
@@ -244,12 +262,6 @@ def _read_text_pass(
     for name in separators:
         types[name] = pa.string()
 
-    invalid: list[tuple[int, int, str]] = []
-
-    def on_invalid_row(row: Any) -> str:
-        invalid.append((row.expected_columns, row.actual_columns, row.text))
-        return "error"
-
     read_options = pa_csv.ReadOptions(
         column_names=[f"f{p}" for p in range(layout.n_physical)],
         block_size=chunk_size,
@@ -259,7 +271,8 @@ def _read_text_pass(
         delimiter=layout.delimiter,
         quote_char='"',
         ignore_empty_lines=True,
-        invalid_row_handler=on_invalid_row,
+        # no invalid_row_handler: pyarrow decodes the row for it as UTF-8 and, for other bytes, prints an
+        # "Exception ignored" traceback; a bad row is located by _first_ragged_line instead
     )
     convert_options = pa_csv.ConvertOptions(
         column_types=types,
@@ -297,16 +310,15 @@ def _read_text_pass(
         where = f"line {line}" if line is not None else f"data row {bad.row + 1}"
         raise ValueError(f"{source}, {where}: {bad.message}") from None
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
-        if invalid:
-            expected, _, text = invalid[0]
-            line = _line_of_text(file, layout, text)
-            where = f", line {line}" if line is not None else ""
-            found = len(layout.split(text))
-            raise ValueError(
-                f"{source}{where}: expected {layout.n_fields} fields separated by {layout.describe_sep()}, "
-                f"found {found}: {text!r}"
-            ) from None
-        message = str(exc)
+        message = _one_line(str(exc))
+        if _RAGGED_RE.search(message):
+            ragged = _first_ragged_line(file, layout)
+            if ragged is not None:
+                line, text = ragged
+                raise ValueError(
+                    f"{source}, line {line}: expected {layout.n_fields} fields separated by "
+                    f"{layout.describe_sep()}, found {len(layout.split(text))}: {_shown(text)}"
+                ) from None
         if not strings and "conversion error" in message.lower():
             return _read_text_pass(file, source, layout, chunk_size, target, strings=True)
         hint = ""
