@@ -158,7 +158,9 @@ class IdMap:
 
         Integer queries against string ids compare as strings, and string
         queries against integer ids are parsed as integers (unparseable ones are
-        unknown).
+        unknown). Integers beyond int64 (an unsigned 64-bit id >= 2**63, a
+        Python int of any size) are compared exactly, as decimal strings:
+        found among string ids, unknown among int64 ones.
 
         Parameters
         ----------
@@ -416,7 +418,10 @@ class Ratings:
         Parameters
         ----------
         users, items : array_like
-            Raw user and item ids (integers or strings), one per rating.
+            Raw user and item ids (integers or strings), one per rating. A
+            column holding an integer beyond int64 (an unsigned 64-bit id >=
+            2**63, a Python int of any size) is kept exact: every id of it
+            becomes its decimal string, as the file readers do.
         values : array_like
             Ratings, finite real numbers.
         timestamps : array_like, optional

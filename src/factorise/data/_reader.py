@@ -7,8 +7,11 @@ which column holds what) is detected from the file name and its first lines;
 every detected choice can be overridden.
 
 :func:`as_ratings` turns whatever a model's ``fit`` receives -- a file path, a
-pandas DataFrame, a pyarrow Table, a scipy.sparse matrix, a dense array with
-NaN for missing, or a tuple of arrays -- into :class:`Ratings`.
+pandas DataFrame, a pyarrow Table, a list of ``(user, item, rating)`` records,
+a scipy.sparse matrix or torch sparse tensor, a dense array with NaN for
+missing, or a tuple of arrays -- into :class:`Ratings`. Nothing is guessed: a
+layout that could be read two ways (a headerless file of many columns, a list
+of short numeric rows) is an error that says how to choose.
 
 Error messages name the file and, for a problem on one line, the 1-based
 line number (``ratings.csv, line 17: rating 'x' is not a number``).
@@ -22,7 +25,8 @@ The work is done in rooms of their own, each readable alone:
   for text;
 * :mod:`factorise.data._text` -- text streamed in blocks through pyarrow;
 * :mod:`factorise.data._columnar` -- Parquet, pyarrow Tables, DataFrames;
-* :mod:`factorise.data._memory` -- sparse and dense matrices, tuples;
+* :mod:`factorise.data._memory` -- records, sparse and dense matrices,
+  tuples, tensors;
 * :mod:`factorise.data._collect` -- batches checked and collected into
   :class:`Ratings` or pairs.
 """
