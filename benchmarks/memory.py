@@ -3,8 +3,10 @@
 For every model (``--algo sgd, als, softimpute, baseline``) on three sizes of
 planted ratings (``factorise synth``; 100k, 1M and 3M ratings by default),
 runs ``factorise fit FILE --algo A`` in a fresh child process and measures
-its peak resident set (``ru_maxrss`` of that child, from ``os.wait4``: it
-covers memory allocated by pyarrow, numba and NumPy alike). Beside it, the
+its peak resident set (the child's own ``VmHWM`` from ``/proc/self/status``,
+read as it exits: it covers memory allocated by pyarrow, numba and NumPy
+alike; unlike ``ru_maxrss`` it does not count the parent's pages the child
+held between fork and exec). Beside it, the
 two estimates the command line checks against ``--max-memory``:
 
 * **read est**: :func:`factorise.data._estimate.estimate_read_memory` of the
@@ -50,6 +52,23 @@ SHAPES = {100_000: (2_000, 1_500), 1_000_000: (10_000, 4_000), 3_000_000: (30_00
 _MIB = 1 << 20
 
 
+#: ``python -m factorise ARGS`` that writes its peak resident set to the file named by
+#: ``FACTORISE_PEAK_FILE`` as it exits.
+MEASURED = r"""
+import atexit, os, runpy, sys
+
+def report():
+    with open("/proc/self/status") as status:
+        peak = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["FACTORISE_PEAK_FILE"], "w") as out:
+        out.write(str(peak))
+
+atexit.register(report)
+sys.argv = ["factorise", *sys.argv[1:]]
+runpy.run_module("factorise", run_name="__main__", alter_sys=True)
+"""
+
+
 def factorise_command() -> list[str]:
     """The command line that runs ``factorise`` with this interpreter."""
     return [sys.executable, "-m", "factorise"]
@@ -76,16 +95,19 @@ def make_data(directory: Path, n_ratings: int, file_format: str) -> Path:
     return path
 
 
-def peak_rss(command: list[str]) -> tuple[int, float, int, str]:
-    """Run ``command``; its peak resident set in bytes, wall seconds, exit status and stderr's tail."""
+def peak_rss(arguments: list[str], directory: Path) -> tuple[int, float, int, str]:
+    """Run ``factorise ARGUMENTS``; its peak resident set in bytes, wall seconds, exit status, stderr's tail."""
+    peak_file = directory / "peak"
+    peak_file.unlink(missing_ok=True)
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        tail = err.read().decode(errors="replace")[-500:]
-    return usage.ru_maxrss * 1024, time.perf_counter() - start, child.returncode, tail
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURED, *arguments],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
+        env={**os.environ, "FACTORISE_PEAK_FILE": str(peak_file)},
+    )
+    seconds = time.perf_counter() - start
+    peak = int(peak_file.read_text()) if peak_file.is_file() else 0
+    return peak, seconds, done.returncode, done.stderr[-500:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,11 +137,10 @@ def main(argv: list[str] | None = None) -> int:
                 cls = getattr(models, ALGORITHMS[algo])
                 model = cls(n_threads=args.threads) if "n_threads" in cls._param_names else cls()
                 fit_estimate = model.estimate_fit_memory(*counts)
-                command = [*factorise_command(), "fit", str(path), "--algo", algo, "--epochs", str(args.epochs),
-                           "--seed", "0", "--quiet"]
+                command = ["fit", str(path), "--algo", algo, "--epochs", str(args.epochs), "--seed", "0", "--quiet"]
                 if args.threads is not None:
                     command += ["--threads", str(args.threads)]
-                peak, seconds, status, tail = peak_rss(command)
+                peak, seconds, status, tail = peak_rss(command, directory)
                 if status != 0:
                     print(f"{counts[0]:>9} {algo:>10}: factorise fit failed ({status}): {tail}")
                     failures += 1
