@@ -12,8 +12,8 @@ fetches MovieLens.
 
 __version__ = "0.1.0"
 
-from factorise.data import Ratings, as_ratings, read_pairs, read_ratings  # noqa: E402
-from factorise.exceptions import DivergenceError  # noqa: E402
+from factorise.data import DuplicateRatingsWarning, Ratings, as_ratings, read_pairs, read_ratings  # noqa: E402
+from factorise.exceptions import BlasThreadsWarning, DivergenceError, ThreadsWarning  # noqa: E402
 from factorise.lab import sgd_factorise, sgd_factorise_masked  # noqa: E402
 from factorise.models import ALS, Baseline, BiasedMF, RatingModel, SoftImpute, load_model  # noqa: E402
 from factorise.svd import reconstruction_loss, singular_values, svd_optimum, truncated_svd  # noqa: E402
@@ -22,10 +22,13 @@ __all__ = [
     "ALS",
     "Baseline",
     "BiasedMF",
+    "BlasThreadsWarning",
     "DivergenceError",
+    "DuplicateRatingsWarning",
     "RatingModel",
     "Ratings",
     "SoftImpute",
+    "ThreadsWarning",
     "__version__",
     "as_ratings",
     "load_model",
