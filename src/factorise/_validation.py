@@ -65,6 +65,16 @@ def check_rank(rank: object, shape: tuple[int, int], *, name: str = "rank") -> i
     return rank
 
 
+def _check_int_at_least(value: object, name: str, low: int) -> int:
+    rule = f"`{name}` must be an integer >= {low}"
+    if not _is_integer(value):
+        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
+    value = int(value)  # type: ignore[arg-type]
+    if value < low:
+        raise ValueError(f"{rule}; got {value}")
+    return value
+
+
 def check_non_negative_int(value: object, name: str) -> int:
     """Return ``value`` as an ``int`` after checking it is an integer >= 0.
 
@@ -80,13 +90,7 @@ def check_non_negative_int(value: object, name: str) -> int:
     int
         The validated value.
     """
-    rule = f"`{name}` must be an integer >= 0"
-    if not _is_integer(value):
-        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
-    value = int(value)  # type: ignore[arg-type]
-    if value < 0:
-        raise ValueError(f"{rule}; got {value}")
-    return value
+    return _check_int_at_least(value, name, 0)
 
 
 def check_positive_int(value: object, name: str) -> int:
@@ -104,13 +108,7 @@ def check_positive_int(value: object, name: str) -> int:
     int
         The validated value.
     """
-    rule = f"`{name}` must be an integer >= 1"
-    if not _is_integer(value):
-        raise TypeError(f"{rule}; got {value!r} of type {type(value).__name__}")
-    value = int(value)  # type: ignore[arg-type]
-    if value < 1:
-        raise ValueError(f"{rule}; got {value}")
-    return value
+    return _check_int_at_least(value, name, 1)
 
 
 def _check_real(value: object, rule: str, ok: Callable[[float], bool]) -> float:

@@ -25,7 +25,7 @@ import numpy as np
 from factorise._arrays import is_torch_tensor, to_numpy, torch_sparse_cells
 from factorise.data._collect import _one_line
 from factorise.data._options import example, spell
-from factorise.data._ratings import IdMap, Ratings, _owned_deduplicated
+from factorise.data._ratings import IdMap, Ratings, _finite_float32, _owned_deduplicated
 
 LAYOUTS = (None, "records", "dense")
 
@@ -240,13 +240,9 @@ def _from_cells(
     for n, axis in ((shape[0], "rows"), (shape[1], "columns")):
         if n > np.iinfo(np.int32).max:
             raise ValueError(f"{what}: too many {axis} ({n}); at most {np.iinfo(np.int32).max}")
-    with np.errstate(over="ignore"):
-        as_float = values.astype(np.float32)
-    bad = ~np.isfinite(as_float)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
+    as_float, k, detail = _finite_float32(values)
+    if k is not None:
         raw = float(values[k])
-        detail = ", out of the float32 range" if np.isfinite(raw) else ""
         raise ValueError(
             f"{what}: ratings must be finite numbers (NaN marks a missing rating only in a dense matrix); "
             f"cell ({int(rows[k])}, {int(cols[k])}) is {raw!r}{detail}"

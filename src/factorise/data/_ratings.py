@@ -82,6 +82,21 @@ def _as_id_array(raw: Any) -> np.ndarray:
     return array.astype(str)
 
 
+def _finite_float32(values: np.ndarray) -> tuple[np.ndarray, int | None, str]:
+    """Ratings as float32; the index of the first that is not finite there (or None), and why.
+
+    The reason is ``", out of the float32 range"`` for a finite number beyond
+    float32 (1e300), empty for NaN or inf; no NumPy overflow warning either way.
+    """
+    with np.errstate(over="ignore"):
+        as_float = values.astype(np.float32)
+    bad = ~np.isfinite(as_float)
+    if not bad.any():
+        return as_float, None, ""
+    first = int(np.flatnonzero(bad)[0])
+    return as_float, first, ", out of the float32 range" if math.isfinite(float(values[first])) else ""
+
+
 def _as_timestamps(raw: Any, where: str) -> np.ndarray:
     """Timestamps as int64; integral numbers within int64 only."""
     array = np.asarray(raw)
@@ -455,14 +470,11 @@ class Ratings:
         if values.dtype.kind not in "biuf":
             raise TypeError(f"{where}ratings must be numbers; got dtype {values.dtype}")
         given = values
-        with np.errstate(over="ignore"):
-            values = values.astype(np.float32)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
-            raw = float(given[first])
-            detail = ", out of the float32 range" if math.isfinite(raw) else ""
-            raise ValueError(f"{where}ratings must be finite numbers; rating #{first + 1} is {raw!r}{detail}")
+        values, first, detail = _finite_float32(values)
+        if first is not None:
+            raise ValueError(
+                f"{where}ratings must be finite numbers; rating #{first + 1} is {float(given[first])!r}{detail}"
+            )
         user_map, user_index = IdMap.from_raw(users)
         item_map, item_index = IdMap.from_raw(items)
         ts = None if timestamps is None else _as_timestamps(timestamps, where)
