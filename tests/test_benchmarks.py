@@ -25,3 +25,25 @@ def test_seed_kernel_benchmark_runs(torch) -> None:
     # the three implementations agreed after one epoch from the same start
     agreement = rows[0].split("|")[8]
     assert all(float(x) < 1e-5 for x in agreement.split(","))
+
+
+@pytest.mark.slow
+def test_reader_vs_commit_benchmark_runs() -> None:
+    root = BENCHMARKS.parent
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout: the benchmark compares against a commit")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "reader_vs_commit.py"), "--base", "HEAD", "--rows", "3000", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = [line for line in result.stdout.splitlines() if "new/old" in line]
+    assert [line.split()[0] for line in summary] == ["csv", "parquet"]
+    reads = [line for line in result.stdout.splitlines() if line.startswith("round 1")]
+    assert len(reads) == 4
+    counts = {(line.split()[2], line.split()[3]): line.split(", ")[-1] for line in reads}  # (tree, format:)
+    assert counts[("old", "csv:")] == counts[("new", "csv:")] == counts[("old", "parquet:")]  # same ratings
+    listed = subprocess.run(["git", "-C", str(root), "worktree", "list"], capture_output=True, text=True)
+    assert listed.stdout.count("\n") == 1  # the temporary worktree is gone
