@@ -343,6 +343,17 @@ def test_absurd_thread_counts_are_refused(folder: Path) -> None:
     assert_refused(cli("fit", folder / "r.csv", "--threads", "100000", "--save", folder / "t.npz"), "--threads", "100000", folder=folder, before=before)
 
 
+def test_more_threads_than_cores_warns_once(folder: Path) -> None:
+    from factorise._threads import MAX_N_THREADS, available_cores
+
+    if available_cores() >= MAX_N_THREADS:  # pragma: no cover - no such machine yet
+        pytest.fail("a machine with MAX_N_THREADS cores: raise MAX_N_THREADS")
+    code, _, err = cli("fit", folder / "r.csv", "--rank", "2", "--epochs", "1", "--threads", str(MAX_N_THREADS), "--quiet")
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "core" in line]
+    assert len(warned) == 1 and warned[0].startswith("factorise: warning:"), err
+
+
 # ------------------------------------------------------------- 12. data of huge scale
 
 

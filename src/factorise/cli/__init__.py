@@ -157,9 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_shown: set[str] = set()  # the warnings shown during this run of the command
+
+
 def _show_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
-    """Warnings as one line on stderr, without the library's source line."""
-    print(f"factorise: warning: {message}", file=sys.stderr)
+    """Warnings as one line on stderr, without the library's source line, each text once per run."""
+    text = str(message)
+    if text in _shown:
+        return  # the same advice again (a parameter checked before reading and again by fit)
+    _shown.add(text)
+    print(f"factorise: warning: {text}", file=sys.stderr)
 
 
 def _describe(exc: BaseException) -> str:
@@ -202,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     shown = warnings.showwarning
     warnings.showwarning = _show_warning
+    _shown.clear()
     unraisable = sys.unraisablehook
     sys.unraisablehook = _log_unraisable
     previous_term = None
