@@ -54,13 +54,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 
 from factorise._validation import check_random_state, check_rank
 from factorise.data import IdMap, Ratings
 from factorise.io import atomic_write
 from factorise.kernels.ratings import predict_pairs
+from factorise.kernels.synthetic import inverse_cdf_tables, sample_items, select_positions
 
 __all__ = ["SyntheticRatings", "held_out_path", "synthetic_ratings", "write_ratings"]
 
@@ -431,9 +431,9 @@ def synthetic_ratings(
     degrees = _user_degrees(n_ratings, user_popularity, n_items, rng)
     offsets = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(degrees, out=offsets[1:])
-    cdf, guide = _inverse_cdf_tables(item_popularity)
+    cdf, guide = inverse_cdf_tables(item_popularity)
     items = np.empty(n_ratings, dtype=np.int32)
-    draws = _sample_items(offsets, cdf, guide, item_popularity, _kernel_seed(rng), items)
+    draws = sample_items(offsets, cdf, guide, item_popularity, _kernel_seed(rng), items)
     del cdf, guide
     item_counts = np.bincount(items, minlength=n_items).astype(np.int64)
     logger.info(
@@ -447,7 +447,7 @@ def synthetic_ratings(
     split_seed = _kernel_seed(rng)
     if n_test:
         mask = np.zeros(n_ratings, dtype=bool)
-        _select_positions(n_test, split_seed, mask)
+        select_positions(n_test, split_seed, mask)
         test_positions = np.flatnonzero(mask)
         test_users = (np.searchsorted(offsets, test_positions, side="right") - 1).astype(np.int32)
         test_items = items[test_positions]
@@ -648,20 +648,6 @@ def _user_degrees(n_ratings: int, p: np.ndarray, cap: int, rng: np.random.Genera
     return degrees
 
 
-def _inverse_cdf_tables(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative probabilities (last exactly 1) and the guide table of :func:`_sample_items`.
-
-    ``guide[j]`` is the first ``i`` with ``cdf[i] * n >= j``: a draw ``x``
-    with ``int(x * n) == j`` has its item at ``guide[j]`` or after.
-    """
-    n = p.shape[0]
-    cdf = np.cumsum(p)
-    cdf /= cdf[-1]
-    cdf[-1] = 1.0
-    guide = np.searchsorted(cdf * n, np.arange(n, dtype=np.float64), side="left").astype(np.int32)
-    return cdf, guide
-
-
 def _planted_values(
     users: np.ndarray,
     items: np.ndarray,
@@ -705,258 +691,3 @@ def _planted_values(
             r -= t
             sse += float(np.dot(r, r))
     return values, sse
-
-
-# ---------------------------------------------------------------------------
-# Compiled kernels (SplitMix64 streams; no global random state)
-# ---------------------------------------------------------------------------
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_TWO_M53 = 1.0 / 9007199254740992.0
-
-
-@numba.njit(cache=True, nogil=True)
-def _mix64(z: np.uint64) -> np.uint64:  # pragma: no cover - compiled
-    """The SplitMix64 output function (a bijection of 64-bit words)."""
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
-
-
-@numba.njit(cache=True, nogil=True)
-def _uniform(
-    state: np.uint64,
-) -> tuple[np.uint64, float]:  # pragma: no cover - compiled
-    """Advance a SplitMix64 state; return it and a uniform double in [0, 1)."""
-    state = state + _GOLDEN
-    return state, (_mix64(state) >> _S11) * _TWO_M53
-
-
-@numba.njit(cache=True, nogil=True)
-def _sort_small_ints(
-    values: np.ndarray, scratch: np.ndarray, counts: np.ndarray, n_bits: int
-) -> None:  # pragma: no cover - compiled
-    """Sort non-negative integers below ``2**n_bits`` in place (insertion sort, or LSD radix sort by bytes).
-
-    ``scratch`` must be at least as long as ``values``; ``counts`` has 257 slots.
-    """
-    m = values.shape[0]
-    if m <= 16:
-        for x in range(1, m):
-            v = values[x]
-            y = x - 1
-            while y >= 0 and values[y] > v:
-                values[y + 1] = values[y]
-                y -= 1
-            values[y + 1] = v
-        return
-    src = values
-    dst = scratch[:m]
-    shift = 0
-    while shift < n_bits:
-        counts[:] = 0
-        for x in range(m):
-            counts[((src[x] >> shift) & 255) + 1] += 1
-        for b in range(256):
-            counts[b + 1] += counts[b]
-        for x in range(m):
-            b = (src[x] >> shift) & 255
-            dst[counts[b]] = src[x]
-            counts[b] += 1
-        src, dst = dst, src
-        shift += 8
-    if shift % 16 != 0:  # an odd number of passes left the result in scratch
-        values[:] = src
-
-
-@numba.njit(cache=True, nogil=True)
-def _sample_items(
-    offsets: np.ndarray,
-    cdf: np.ndarray,
-    guide: np.ndarray,
-    weights: np.ndarray,
-    seed: np.uint64,
-    out: np.ndarray,
-) -> int:  # pragma: no cover - compiled
-    """Draw each user's distinct items, weighted, without replacement; one sweep over users.
-
-    User ``u`` gets ``offsets[u + 1] - offsets[u]`` distinct items, written
-    sorted into ``out[offsets[u]:offsets[u + 1]]``: successive sampling from
-    ``weights`` (each next item in proportion to its weight among those not
-    yet taken). While the sample is under a quarter of the items, draws are
-    by inverse CDF (``guide`` narrows the search) and a repeat is redrawn; after
-    ``2 * n_items`` draws, or for a larger sample, the remaining items are
-    the smallest keys ``Exp(1) / weight`` among those not taken
-    (Efraimidis-Spirakis), which continues the same process. User ``u``
-    draws from its own SplitMix64 stream, seeded ``mix64(seed ^ mix64(u))``.
-
-    Parameters
-    ----------
-    offsets : ndarray of int64, shape (n_users + 1,)
-        Start of each user's items in ``out``; non-decreasing, each count at
-        most ``n_items``.
-    cdf : ndarray of float64, shape (n_items,)
-        Cumulative weights, normalised, the last exactly 1.
-    guide : ndarray of int32, shape (n_items,)
-        ``guide[j]`` = the first ``i`` with ``cdf[i] * n_items >= j``.
-    weights : ndarray of float64, shape (n_items,)
-        The (positive) weights of ``cdf``.
-    seed : uint64
-        Seed of the streams.
-    out : ndarray of int32, shape (offsets[-1],)
-        Item indices, written.
-
-    Returns
-    -------
-    int
-        Number of inverse-CDF draws (repeats included).
-    """
-    n_users = offsets.shape[0] - 1
-    n_items = cdf.shape[0]
-    mark = np.full(n_items, -1, dtype=np.int64)
-    keys = np.empty(n_items, dtype=np.float64)
-    candidates = np.empty(n_items, dtype=np.int64)
-    scratch = np.empty(n_items, dtype=out.dtype)
-    counts = np.zeros(257, dtype=np.int64)
-    n_bits = 1
-    while (1 << n_bits) < n_items:
-        n_bits += 1
-    budget = 2 * n_items
-    draws = 0
-    for u in range(n_users):
-        start = offsets[u]
-        wanted = offsets[u + 1] - start
-        if wanted == 0:
-            continue
-        state = _mix64(seed ^ _mix64(np.uint64(u)))
-        count = 0
-        if 4 * wanted < n_items:
-            tries = 0
-            while count < wanted and tries < budget:
-                state, x = _uniform(state)
-                j = int(x * n_items)
-                if j >= n_items:
-                    j = n_items - 1
-                i = guide[j]
-                while cdf[i] <= x:
-                    i += 1
-                tries += 1
-                if mark[i] != u:
-                    mark[i] = u
-                    out[start + count] = i
-                    count += 1
-            draws += tries
-        if count < wanted:
-            m = 0
-            for i in range(n_items):
-                if mark[i] != u:
-                    state, x = _uniform(state)
-                    keys[m] = -np.log1p(-x) / weights[i]
-                    candidates[m] = i
-                    m += 1
-            order = np.argsort(keys[:m], kind="mergesort")
-            for t in range(wanted - count):
-                out[start + count + t] = candidates[order[t]]
-        _sort_small_ints(out[start : start + wanted], scratch, counts, n_bits)
-    return draws
-
-
-@numba.njit(cache=True, nogil=True)
-def _select_positions(k: int, seed: np.uint64, mask: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Mark exactly ``k`` of the positions of ``mask``, uniformly at random; one sweep.
-
-    Selection sampling (Knuth's Algorithm S): position ``t`` is taken with
-    probability (still wanted) / (still left). ``mask`` must be all False.
-
-    Returns
-    -------
-    int
-        The number marked: ``k``.
-    """
-    n = mask.shape[0]
-    state = _mix64(seed)
-    chosen = 0
-    for t in range(n):
-        if chosen == k:
-            break
-        state, x = _uniform(state)
-        if (n - t) * x < k - chosen:
-            mask[t] = True
-            chosen += 1
-    return chosen
-
-
-# ---------------------------------------------------------------------------
-# Slow, obvious references of the kernels (for the tests)
-# ---------------------------------------------------------------------------
-
-_MASK64 = (1 << 64) - 1
-
-
-def _mix64_reference(z: int) -> int:
-    """Reference for :func:`_mix64` on Python integers."""
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
-class _SplitMix64:
-    """SplitMix64 on Python integers: the reference stream."""
-
-    def __init__(self, state: int) -> None:
-        self.state = state & _MASK64
-
-    def next_int(self) -> int:
-        self.state = (self.state + 0x9E3779B97F4A7C15) & _MASK64
-        return _mix64_reference(self.state)
-
-    def uniform(self) -> float:
-        return (self.next_int() >> 11) * _TWO_M53
-
-
-def _sample_items_reference(offsets: np.ndarray, weights: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
-    """Reference for :func:`_sample_items` (``weights`` summing to 1): plain loops, ``numpy.searchsorted``."""
-    n_items = weights.shape[0]
-    cdf, _ = _inverse_cdf_tables(weights)
-    out = np.empty(int(offsets[-1]), dtype=np.int32)
-    draws = 0
-    for u in range(offsets.shape[0] - 1):
-        start, stop = int(offsets[u]), int(offsets[u + 1])
-        wanted = stop - start
-        if wanted == 0:
-            continue
-        stream = _SplitMix64(_mix64_reference(int(seed) ^ _mix64_reference(u)))
-        taken: list[int] = []
-        if 4 * wanted < n_items:
-            tries = 0
-            while len(taken) < wanted and tries < 2 * n_items:
-                i = int(np.searchsorted(cdf, stream.uniform(), side="right"))
-                tries += 1
-                if i not in taken:
-                    taken.append(i)
-            draws += tries
-        if len(taken) < wanted:
-            rest = [i for i in range(n_items) if i not in taken]
-            keys = np.array([-math.log1p(-stream.uniform()) / weights[i] for i in rest])
-            order = np.argsort(keys, kind="stable")
-            taken += [rest[j] for j in order[: wanted - len(taken)]]
-        out[start:stop] = sorted(taken)
-    return out, draws
-
-
-def _select_positions_reference(n: int, k: int, seed: int) -> np.ndarray:
-    """Reference for :func:`_select_positions`: the positions chosen."""
-    stream = _SplitMix64(_mix64_reference(int(seed)))
-    chosen: list[int] = []
-    for t in range(n):
-        if len(chosen) == k:
-            break
-        if (n - t) * stream.uniform() < k - len(chosen):
-            chosen.append(t)
-    return np.array(chosen, dtype=np.int64)

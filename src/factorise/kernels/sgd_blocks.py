@@ -40,9 +40,9 @@ the dtype of the factors; squared errors are summed in float64, per block,
 and the block sums are added in schedule order so that the returned number,
 too, does not depend on the thread count.
 
-The random numbers of the shuffle come from SplitMix64 (Steele, Lea and
-Flood, OOPSLA 2014): a 64-bit counter advanced by the golden-ratio constant
-and passed through a mixing function; a position is drawn as the output
+The random numbers of the shuffle come from SplitMix64
+(:mod:`factorise.kernels.rng`): a 64-bit counter advanced by the golden-ratio
+constant and passed through a mixing function; a position is drawn as the output
 modulo the range (a bias below ``2**-32`` for blocks under ``2**32`` ratings).
 """
 
@@ -51,6 +51,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from factorise.kernels.rng import splitmix64
 from factorise.kernels.sgd_ratings import sgd_gathered, sgd_update
 
 __all__ = [
@@ -63,14 +64,6 @@ __all__ = [
 ]
 
 _FASTMATH = {"reassoc", "contract"}
-
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _sgd_slice(
@@ -148,20 +141,10 @@ def sgd_blocks_epoch(
 
 
 @numba.njit(cache=True, nogil=True)
-def _splitmix64(state: np.uint64) -> tuple[np.uint64, np.uint64]:  # pragma: no cover - compiled
-    """One SplitMix64 step on a uint64 state: return ``(new_state, output)``."""
-    state = state + _GOLDEN
-    z = state
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return state, z ^ (z >> _S31)
-
-
-@numba.njit(cache=True, nogil=True)
 def _shuffle_slice(index, start, stop, seed):  # pragma: no cover - compiled
     state = np.uint64(seed)
     for t in range(stop - start - 1, 0, -1):
-        state, z = _splitmix64(state)
+        state, z = splitmix64(state)
         j = start + np.int64(z % np.uint64(t + 1))
         tmp = index[start + t]
         index[start + t] = index[j]

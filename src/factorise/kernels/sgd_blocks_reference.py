@@ -14,19 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from factorise.kernels import sgd_ratings_reference
+from factorise.kernels.rng_reference import splitmix64
 
-__all__ = ["count_units", "group_by_block", "sgd_blocks_epoch", "shuffle_blocks", "splitmix64"]
-
-_MASK = (1 << 64) - 1
-
-
-def splitmix64(state: int) -> tuple[int, int]:
-    """One SplitMix64 step on Python integers: return ``(new_state, output)``."""
-    state = (state + 0x9E3779B97F4A7C15) & _MASK
-    z = state
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return state, z ^ (z >> 31)
+__all__ = ["count_units", "group_by_block", "sgd_blocks_epoch", "shuffle_blocks"]
 
 
 def shuffle_blocks(index: np.ndarray, block_ptr: np.ndarray, seeds: np.ndarray) -> int:
