@@ -18,23 +18,14 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from conftest import IN_CI, require_module
+from conftest import IN_CI, load_benchmark, require_module
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 BENCH_INSTALL = "pip install -e '.[bench]'"
 
 
 def _load(name: str) -> ModuleType:
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark(name)
 
 
 @pytest.fixture(scope="module")
