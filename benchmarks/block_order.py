@@ -47,7 +47,7 @@ def _reordering(kind: str, seed: int) -> Any:
     def sweep(users: Any, items: Any, values: Any, index: Any, block_ptr: Any, rounds: Any, seeds: Any, *rest: Any) -> float:
         n_blocks = block_ptr.shape[0] - 1
         block_of = np.repeat(np.arange(n_blocks), np.diff(block_ptr))
-        u = users[index]
+        u = users[block_ptr[block_of] + index.astype(np.int64)]  # index: offsets within each block
         starts = np.ones(index.shape[0], dtype=bool)
         starts[1:] = (u[1:] != u[:-1]) | (block_of[1:] != block_of[:-1])
         run = np.cumsum(starts) - 1

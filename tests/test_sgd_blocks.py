@@ -141,17 +141,22 @@ def test_grid_groups_every_rating_once_by_its_block(
     rng = np.random.default_rng(seed)
     users = rng.integers(0, n_users, n_ratings).astype(np.int32)
     items = rng.integers(0, n_items, n_ratings).astype(np.int32)
-    grid = make_grid(users, items, n_users, n_items, n_blocks, rng, balance=balance)
-    assert grid.index.dtype == np.int32 and grid.index.shape == (n_ratings,)
-    np.testing.assert_array_equal(np.sort(grid.index), np.arange(n_ratings))
+    values = rng.uniform(1, 5, n_ratings).astype(np.float32)
+    grid = make_grid(users, items, n_users, n_items, n_blocks, rng, values=values, dtype=np.float64, balance=balance)
     assert grid.block_ptr.shape == (n_blocks**2 + 1,)
     assert grid.block_ptr[0] == 0 and grid.block_ptr[-1] == n_ratings
     assert np.all(np.diff(grid.block_ptr) >= 0)
     blocks = block_of(grid, users, items)
+    positions = np.argsort(blocks, kind="stable")  # grouped by block, ascending within one
+    np.testing.assert_array_equal(np.diff(grid.block_ptr), np.bincount(blocks, minlength=n_blocks**2))
+    assert grid.users.dtype == np.int32 and grid.items.dtype == np.int32 and grid.values.dtype == np.float64
+    np.testing.assert_array_equal(grid.users, users[positions])
+    np.testing.assert_array_equal(grid.items, items[positions])
+    np.testing.assert_array_equal(grid.values, values[positions].astype(np.float64))
+    assert grid.index.dtype == np.uint16 and grid.index.shape == (n_ratings,)
     for b in range(n_blocks**2):
         part = grid.index[grid.block_ptr[b] : grid.block_ptr[b + 1]]
-        assert np.all(blocks[part] == b)
-        assert np.all(np.diff(part) > 0)  # ascending within a block before the first shuffle
+        np.testing.assert_array_equal(part, np.arange(part.shape[0]))  # offsets, in order before a shuffle
     for assignment, n in ((grid.row_block, n_users), (grid.col_block, n_items)):
         assert assignment.dtype == np.int32 and assignment.shape == (n,)
         assert assignment.min() >= 0 and assignment.max() < n_blocks
@@ -206,21 +211,24 @@ def test_count_units_matches_reference_exactly(seed: int) -> None:
     np.testing.assert_array_equal(fast, slow)
 
 
-def test_grid_costs_four_bytes_a_rating() -> None:
-    """The index is int32 and building the grid makes no other array per rating."""
+def test_grid_costs_fourteen_bytes_a_rating() -> None:
+    """The grid holds the ratings in block order (12 bytes) and a uint16 visiting order, and building
+    it makes nothing else per rating."""
     rng = np.random.default_rng(0)
     n, n_users, n_items = 200_000, 5000, 400
     users = rng.integers(0, n_users, n).astype(np.int32)
     items = rng.integers(0, n_items, n).astype(np.int32)
-    make_grid(users, items, n_users, n_items, 4, rng)  # compiled, warm
+    values = rng.uniform(1, 5, n).astype(np.float32)
+    make_grid(users, items, n_users, n_items, 4, rng, values=values)  # compiled, warm
     tracemalloc.start()
     try:
-        grid = make_grid(users, items, n_users, n_items, 4, rng)
+        grid = make_grid(users, items, n_users, n_items, 4, rng, values=values)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert grid.index.nbytes == 4 * n
-    assert peak < 4 * n + 64 * (n_users + n_items) + 100_000
+    assert grid.index.nbytes == 2 * n
+    assert grid.users.nbytes + grid.items.nbytes + grid.values.nbytes == 12 * n
+    assert peak < (12 + 2) * n + 64 * (n_users + n_items) + 100_000
     assert grid.block_sizes.shape == (4, 4) and grid.block_sizes.sum() == n
 
 
@@ -259,8 +267,11 @@ def test_sweep_matches_reference(dtype: type, seed: int) -> None:
     n_blocks = int(rng.integers(1, 5))
     k = int(rng.integers(1, 6))
     prob = random_problem(rng, dtype, n_users, n_items, int(rng.integers(0, 120)), k)
-    users, items, values = prob["users"], prob["items"], prob["values"]
-    grid = make_grid(users, items, n_users, n_items, n_blocks, rng, balance=bool(seed % 2))
+    grid = make_grid(
+        prob["users"], prob["items"], n_users, n_items, n_blocks, rng, values=prob["values"], dtype=dtype,
+        balance=bool(seed % 2),
+    )  # fmt: skip
+    users, items, values = grid.users, grid.items, grid.values
     fast, slow = [a.copy() for a in prob["model"]], [a.copy() for a in prob["model"]]
     index_fast, index_slow = grid.index.copy(), grid.index.copy()
     tol = 2e-5 if dtype == np.float32 else 1e-12
@@ -276,6 +287,70 @@ def test_sweep_matches_reference(dtype: type, seed: int) -> None:
     for a, b in zip(fast, slow, strict=True):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_ratings=st.integers(0, 400),
+    n_blocks=st.integers(1, 6),
+    index_dtype=st.sampled_from([np.uint16, np.uint32, np.int64]),
+    value_dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_scatter_by_block_matches_reference_and_group_by_block_exactly(
+    n_ratings: int, n_blocks: int, index_dtype: type, value_dtype: type, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, 50, n_ratings).astype(np.int32)
+    items = rng.integers(0, 40, n_ratings).astype(np.int32)
+    values = rng.uniform(1, 5, n_ratings).astype(np.float32)
+    row_block = rng.integers(0, n_blocks, 50).astype(np.int32)
+    col_block = rng.integers(0, n_blocks, 40).astype(np.int32)
+    results = []
+    for kernels in (sgd_blocks, sgd_blocks_reference):
+        block_ptr = np.empty(n_blocks**2 + 1, np.int64)
+        largest = kernels.block_offsets(users, items, row_block, col_block, n_blocks, block_ptr)
+        out = (np.empty(n_ratings, np.int32), np.empty(n_ratings, np.int32), np.empty(n_ratings, value_dtype),
+               np.empty(n_ratings, index_dtype))  # fmt: skip
+        ptr_before = block_ptr.copy()
+        assert kernels.scatter_by_block(users, items, values, row_block, col_block, n_blocks, block_ptr, *out) == n_ratings
+        np.testing.assert_array_equal(block_ptr, ptr_before)
+        results.append((largest, block_ptr, *out))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1:], results[1][1:], strict=True):
+        np.testing.assert_array_equal(a, b)
+    positions, ptr = np.empty(n_ratings, np.int32), np.empty(n_blocks**2 + 1, np.int64)
+    sgd_blocks.group_by_block(users, items, row_block, col_block, n_blocks, positions, ptr)
+    np.testing.assert_array_equal(ptr, results[0][1])
+    np.testing.assert_array_equal(results[0][2], users[positions])
+    np.testing.assert_array_equal(results[0][4], values[positions].astype(value_dtype))
+    assert results[0][0] == (int(np.diff(ptr).max()) if n_ratings else 0)
+
+
+def test_block_sweep_visits_the_callers_ratings_once_each_in_the_shuffled_order() -> None:
+    """Through the copy: one epoch over the grid equals the serial reference over the caller's arrays in
+    the order ``positions[block_ptr[b] + index[...]]``, block by block in round order."""
+    from factorise.kernels import sgd_ratings_reference
+
+    rng = np.random.default_rng(3)
+    prob = random_problem(rng, np.float64, 30, 20, 500, 3)
+    users, items, values = prob["users"], prob["items"], prob["values"]
+    grid = make_grid(users, items, 30, 20, 3, np.random.default_rng(4), values=values, dtype=np.float64)
+    positions = np.argsort(block_of(grid, users, items), kind="stable")
+    fast, slow = [a.copy() for a in prob["model"]], [a.copy() for a in prob["model"]]
+    sse = sgd_blocks_sweep(grid, prob["mu"], *fast, *prob["rates"], rng=np.random.default_rng(5), n_threads=1)
+    seeds, rounds = draw_epoch(3, np.random.default_rng(5))
+    order = np.arange(500) - np.repeat(grid.block_ptr[:-1], np.diff(grid.block_ptr))
+    sgd_blocks_reference.shuffle_blocks(order, grid.block_ptr, seeds)
+    np.testing.assert_array_equal(order, grid.index)
+    visit = np.concatenate(
+        [positions[grid.block_ptr[b] + order[grid.block_ptr[b] : grid.block_ptr[b + 1]]] for b in rounds.ravel()]
+    )
+    np.testing.assert_array_equal(np.sort(visit), np.arange(500))
+    ref = sgd_ratings_reference.sgd_ratings_epoch(users, items, values, visit, prob["mu"], *slow, *prob["rates"])
+    np.testing.assert_allclose(sse, ref, rtol=1e-12)
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -301,14 +376,11 @@ def test_one_block_is_the_serial_sweep(dtype: type) -> None:
 def _fit(n_threads: int, seed: int, n_blocks: int = 4, epochs: int = 3) -> tuple[list[np.ndarray], list[float]]:
     rng = np.random.default_rng(123)
     prob = random_problem(rng, np.float32, 400, 300, 30_000, 16)
-    users, items, values = prob["users"], prob["items"], prob["values"]
     fit_rng = np.random.default_rng(seed)
-    grid = make_grid(users, items, 400, 300, n_blocks, fit_rng)
+    grid = make_grid(prob["users"], prob["items"], 400, 300, n_blocks, fit_rng, values=prob["values"])
     model = [a.copy() for a in prob["model"]]
     sses = [
-        sgd_blocks_sweep(
-            grid, users, items, values, prob["mu"], *model, *prob["rates"], rng=fit_rng, n_threads=n_threads
-        )
+        sgd_blocks_sweep(grid, prob["mu"], *model, *prob["rates"], rng=fit_rng, n_threads=n_threads)
         for _ in range(epochs)
     ]
     return model, sses
@@ -334,9 +406,8 @@ def test_sweep_restores_numba_threads_and_allocates_nothing_per_rating() -> None
     rng = np.random.default_rng(0)
     n = 200_000
     prob = random_problem(rng, np.float32, 500, 400, n, 4)
-    users, items, values = prob["users"], prob["items"], prob["values"]
-    grid = make_grid(users, items, 500, 400, 8, rng)
-    args = (grid, users, items, values, prob["mu"], *prob["model"], *prob["rates"])
+    grid = make_grid(prob["users"], prob["items"], 500, 400, 8, rng, values=prob["values"])
+    args = (grid, prob["mu"], *prob["model"], *prob["rates"])
     before = numba.get_num_threads()
     sgd_blocks_sweep(*args, rng=rng, n_threads=1)  # compiled, warm
     tracemalloc.start()
@@ -355,7 +426,7 @@ def test_block_sgd_recovers_a_planted_model() -> None:
     (users, items, values), (hu, hi, hv) = planted(0, noise=noise)
     rng = np.random.default_rng(1)
     k, f = 3, np.float32
-    grid = make_grid(users, items, 300, 200, 4, rng)
+    grid = make_grid(users, items, 300, 200, 4, rng, values=values)
     model = [
         np.zeros(300, f),
         np.zeros(200, f),
@@ -367,9 +438,6 @@ def test_block_sgd_recovers_a_planted_model() -> None:
         lr = f(0.03 * 0.95**epoch)
         sse = sgd_blocks_sweep(
             grid,
-            users,
-            items,
-            values,
             mu,
             *model,
             lr,
@@ -394,6 +462,15 @@ def test_resolve_n_blocks_default_and_rules() -> None:
     assert resolve_n_blocks(None, 64) == 128
     assert resolve_n_blocks(None, 10**6) == MAX_N_BLOCKS
     assert resolve_n_blocks(3, 2) == 3 and resolve_n_blocks(np.int64(2), 2) == 2
+    # from the data: isqrt(n_ratings // 8192) between 8 and 32, and never below 2 * n_threads
+    assert resolve_n_blocks(None, 1, 100_000) == 8
+    assert resolve_n_blocks(None, 1, 1_000_000) == 11
+    assert resolve_n_blocks(None, 1, 9_000_000) == 32 == resolve_n_blocks(None, 1, 10**9)
+    assert resolve_n_blocks(None, 20, 9_000_000) == 40
+    assert resolve_n_blocks(7, 1, 9_000_000) == 7
+    for n in (0, 10**5, 10**6, 3 * 10**6, 10**7, 10**8):  # the same model on 1 and 2 threads
+        assert resolve_n_blocks(None, 1, n) == resolve_n_blocks(None, 2, n)
+        assert use_blocks(n, resolve_n_blocks(None, 1, n)) == (n >= MIN_BLOCK_RATINGS * 64)
     for bad in (2.0, True, "4"):
         with pytest.raises(TypeError, match=r"`n_blocks` must be None or an integer"):
             resolve_n_blocks(bad, 1)
@@ -425,7 +502,8 @@ def test_fused_shuffle_and_sweep_equals_the_two_kernels(seed: int) -> None:
     users = rng.integers(0, n_users, n).astype(np.int32)
     items = rng.integers(0, n_items, n).astype(np.int32)
     values = rng.uniform(1, 5, n).astype(np.float32)
-    grid = _blocks.make_grid(users, items, n_users, n_items, 4, np.random.default_rng(seed))
+    grid = _blocks.make_grid(users, items, n_users, n_items, 4, np.random.default_rng(seed), values=values)
+    users, items, values = grid.users, grid.items, grid.values
     seeds, rounds = _blocks.draw_epoch(4, np.random.default_rng(seed + 100))
     f = np.float32
     state = [np.zeros(n_users, f), np.zeros(n_items, f), rng.normal(0, 0.1, (n_users, k)).astype(f),

@@ -6,9 +6,10 @@ decides what they run on:
 * :func:`make_grid` (once per fit) assigns users to ``n_blocks`` row blocks
   and items to ``n_blocks`` column blocks at random, balanced so that the
   popular users and items spread evenly over the blocks (and in runs of
-  consecutive ids that share a cache line), and groups the rating positions
-  by block (an int32 ``index`` of 4 bytes a rating plus
-  ``n_blocks ** 2 + 1`` offsets; the ratings themselves are not copied);
+  consecutive ids that share a cache line), and copies the ratings into
+  block order (12 bytes a rating in float32, plus a visiting order of 2
+  bytes a rating while blocks hold at most 65,536 ratings, and
+  ``n_blocks ** 2 + 1`` offsets), so that each block is contiguous;
 * :func:`draw_epoch` (once per epoch) draws the seeds of the per-block
   shuffles and the schedule, a random Latin square: round ``r`` runs block
   ``(i, sigma((tau(i) + rho(r)) mod n_blocks))`` for every row block ``i``, so
@@ -29,12 +30,14 @@ of blocks and for falling back to the serial sweep on small data.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
+from typing import Any
 
 import numpy as np
 
 from factorise._threads import parallel_section
-from factorise.kernels.sgd_blocks import count_units, group_by_block, shuffle_sgd_blocks_epoch
+from factorise.kernels.sgd_blocks import block_offsets, count_units, scatter_by_block, shuffle_sgd_blocks_epoch
 
 __all__ = [
     "DEFAULT_N_BLOCKS",
@@ -52,7 +55,13 @@ __all__ = [
 ]
 
 DEFAULT_N_BLOCKS = 8
-"""Blocks per side when ``n_blocks`` is not given and ``2 * n_threads`` is smaller (see :func:`resolve_n_blocks`)."""
+"""Fewest blocks per side when ``n_blocks`` is not given (see :func:`resolve_n_blocks`)."""
+
+DATA_N_BLOCKS = 32
+"""Most blocks per side that the data alone asks for when ``n_blocks`` is not given."""
+
+BLOCK_TARGET_RATINGS = 8192
+"""Ratings per block the default ``n_blocks`` aims at: about 100 KB of ratings, with its rows, in a core's L2."""
 
 MAX_N_BLOCKS = 1024
 """Largest ``n_blocks``: an epoch runs ``n_blocks`` rounds and keeps ``n_blocks ** 2`` offsets and seeds."""
@@ -69,7 +78,7 @@ MIN_BLOCK_RATINGS = 2_000
 
 @dataclasses.dataclass(frozen=True)
 class BlockGrid:
-    """Users and items cut into blocks, and the rating positions grouped by block.
+    """Users and items cut into blocks, and a copy of the ratings grouped by block.
 
     Attributes
     ----------
@@ -79,17 +88,25 @@ class BlockGrid:
         Row block of each user.
     col_block : numpy.ndarray of int32, shape (n_items,)
         Column block of each item.
-    index : numpy.ndarray of int32 (int64 beyond 2**31 - 1 ratings)
-        Rating positions grouped by block; block ``b`` is
-        ``index[block_ptr[b]:block_ptr[b + 1]]``. Shuffled in place within
-        each block by every :func:`sgd_blocks_sweep`.
+    users, items : numpy.ndarray of int32, shape (n_ratings,)
+        User and item index of the ratings, grouped by block: block ``b`` is
+        ``[block_ptr[b], block_ptr[b + 1])`` (ascending positions within a block).
+    values : numpy.ndarray, shape (n_ratings,)
+        The ratings in the same order, in the dtype asked of :func:`make_grid`.
+    index : numpy.ndarray of uint16 (uint32 or int64 for blocks beyond 65,536 or 2**32 ratings)
+        Visiting order: offsets within each block; block ``b`` visits
+        ``block_ptr[b] + index[block_ptr[b]:block_ptr[b + 1]]``. Shuffled in
+        place within each block by every :func:`sgd_blocks_sweep`.
     block_ptr : numpy.ndarray of int64, shape (n_blocks ** 2 + 1,)
-        Offsets of the blocks in ``index``.
+        Offsets of the blocks.
     """
 
     n_blocks: int
     row_block: np.ndarray
     col_block: np.ndarray
+    users: np.ndarray
+    items: np.ndarray
+    values: np.ndarray
     index: np.ndarray
     block_ptr: np.ndarray
 
@@ -99,8 +116,18 @@ class BlockGrid:
         return np.diff(self.block_ptr).reshape(self.n_blocks, self.n_blocks)
 
 
-def resolve_n_blocks(n_blocks: object, n_threads: int) -> int:
-    """Check ``n_blocks`` against ``n_threads``; ``None`` picks ``max(DEFAULT_N_BLOCKS, 2 * n_threads)``.
+def resolve_n_blocks(n_blocks: object, n_threads: int, n_ratings: int | None = None) -> int:
+    """Check ``n_blocks`` against ``n_threads``; ``None`` picks a number from the data and the threads.
+
+    ``None`` gives ``max(DEFAULT_N_BLOCKS, 2 * n_threads, min(DATA_N_BLOCKS,
+    isqrt(n_ratings // BLOCK_TARGET_RATINGS)))`` (at most
+    :data:`MAX_N_BLOCKS`; without ``n_ratings`` the data term is left out):
+    8 blocks a side up to about 0.5M ratings, then more, up to 32 from 8.4M
+    ratings on. Since the sweep reads each block's ratings from a contiguous
+    copy, smaller blocks keep the block's ratings and its users' and items'
+    rows in the core's L2 cache: on 9M ratings, rank 32, 10 epochs, one
+    thread, a fit took 3.79 s with 8 blocks, 2.61 s with 16 and 2.58 s with 32
+    (held-out RMSE 0.6186, 0.6171, 0.6170).
 
     A round runs ``n_blocks`` blocks on ``n_threads`` threads and ends when
     its slowest thread ends. With about two blocks a thread, a thread that
@@ -112,8 +139,8 @@ def resolve_n_blocks(n_blocks: object, n_threads: int) -> int:
     ``2 * n_threads`` blocks so that a free one exists; rounds need no
     spare.) On 2 threads, 5M ratings, rank 32, 2, 4, 8 and 16 blocks ran an
     epoch in 314, 308, 295 and 347 ms. The default is the same for up to
-    ``DEFAULT_N_BLOCKS // 2`` threads, so that a fit gives the same model
-    with any such ``n_threads``.
+    ``DEFAULT_N_BLOCKS // 2`` threads (16 from 8.4M ratings on), so that a
+    fit gives the same model with any such ``n_threads``.
 
     Parameters
     ----------
@@ -122,6 +149,8 @@ def resolve_n_blocks(n_blocks: object, n_threads: int) -> int:
         ``n_threads <= n_blocks <= MAX_N_BLOCKS``, or ``None``.
     n_threads : int
         Threads the sweep will run on (already checked).
+    n_ratings : int, optional
+        Training ratings, for the default.
 
     Returns
     -------
@@ -136,7 +165,8 @@ def resolve_n_blocks(n_blocks: object, n_threads: int) -> int:
         If ``n_blocks`` is out of range, in particular smaller than ``n_threads``.
     """
     if n_blocks is None:
-        return min(MAX_N_BLOCKS, max(DEFAULT_N_BLOCKS, 2 * int(n_threads)))
+        data = 0 if n_ratings is None else min(DATA_N_BLOCKS, math.isqrt(int(n_ratings) // BLOCK_TARGET_RATINGS))
+        return min(MAX_N_BLOCKS, max(DEFAULT_N_BLOCKS, 2 * int(n_threads), data))
     rule = f"`n_blocks` must be None or an integer with 1 <= n_blocks <= {MAX_N_BLOCKS}"
     if not isinstance(n_blocks, numbers.Integral) or isinstance(n_blocks, (bool, np.bool_)):
         raise TypeError(f"{rule}; got {n_blocks!r} of type {type(n_blocks).__name__}")
@@ -192,9 +222,15 @@ def make_grid(
     n_blocks: int,
     rng: np.random.Generator,
     *,
+    values: np.ndarray | None = None,
+    dtype: Any = np.float32,
     balance: bool = True,
 ) -> BlockGrid:
-    """Cut users and items into ``n_blocks`` random blocks each and group the ratings by block.
+    """Cut users and items into ``n_blocks`` random blocks each and copy the ratings into block order.
+
+    The copy (12 bytes a rating in float32, and 2 for the visiting order) is
+    what makes the sweep fast: a block's ratings are contiguous, so reading
+    them streams instead of missing the cache three times a rating.
 
     Users are assigned in *units* of :data:`UNIT` consecutive ids (one unit
     per user when there are fewer than ``UNIT * UNIT_MIN_PER_BLOCK *
@@ -226,21 +262,35 @@ def make_grid(
         Blocks per side (from :func:`resolve_n_blocks`).
     rng : numpy.random.Generator
         Source of the permutations.
+    values : numpy.ndarray, optional
+        The ratings; zeros when not given (a grid for its layout only).
+    dtype : numpy dtype, default float32
+        Dtype of the grid's copy of ``values`` (the factors' dtype).
     balance : bool, default True
         Balance the blocks' rating counts (see above).
 
     Returns
     -------
     BlockGrid
-        With ``index`` sorted ascending within each block.
+        With the ratings in ascending position within each block and
+        ``index`` ``0 .. size - 1`` within each block.
     """
     row_block = _assign(users, n_users, n_blocks, rng, balance)
     col_block = _assign(items, n_items, n_blocks, rng, balance)
     n_ratings = users.shape[0]
-    index = np.empty(n_ratings, dtype=np.int32 if n_ratings <= np.iinfo(np.int32).max else np.int64)
+    if values is None:
+        values = np.zeros(n_ratings, dtype=dtype)
     block_ptr = np.empty(n_blocks * n_blocks + 1, dtype=np.int64)
-    group_by_block(users, items, row_block, col_block, n_blocks, index, block_ptr)
-    return BlockGrid(n_blocks, row_block, col_block, index, block_ptr)
+    largest = block_offsets(users, items, row_block, col_block, n_blocks, block_ptr)
+    index_dtype = np.uint16 if largest <= 2**16 else np.uint32 if largest <= 2**32 else np.int64
+    out_users = np.empty(n_ratings, dtype=users.dtype)
+    out_items = np.empty(n_ratings, dtype=items.dtype)
+    out_values = np.empty(n_ratings, dtype=dtype)
+    index = np.empty(n_ratings, dtype=index_dtype)
+    scatter_by_block(
+        users, items, values, row_block, col_block, n_blocks, block_ptr, out_users, out_items, out_values, index
+    )
+    return BlockGrid(n_blocks, row_block, col_block, out_users, out_items, out_values, index, block_ptr)
 
 
 def _assign(keys: np.ndarray, n: int, n_blocks: int, rng: np.random.Generator, balance: bool) -> np.ndarray:
@@ -318,9 +368,6 @@ def draw_epoch(n_blocks: int, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 def sgd_blocks_sweep(
     grid: BlockGrid,
-    users: np.ndarray,
-    items: np.ndarray,
-    values: np.ndarray,
     mu: float,
     bu: np.ndarray,
     bi: np.ndarray,
@@ -336,16 +383,15 @@ def sgd_blocks_sweep(
 ) -> float:
     """One epoch of block-parallel SGD: draw, shuffle every block, run the rounds.
 
-    The arguments from ``users`` to ``reg_bias`` are those of
+    The arguments from ``mu`` to ``reg_bias`` are those of
     :func:`factorise.kernels.sgd_ratings.sgd_ratings_epoch` (scalars already
     cast to the factors' dtype); the model arrays are updated in place.
 
     Parameters
     ----------
     grid : BlockGrid
-        From :func:`make_grid` on the same ``users`` and ``items``; its
-        ``index`` is reshuffled in place.
-    users, items, values, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias
+        From :func:`make_grid`: the ratings; its ``index`` is reshuffled in place.
+    mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias
         As for the serial sweep.
     rng : numpy.random.Generator
         Source of this epoch's draws (:func:`draw_epoch`).
@@ -361,7 +407,7 @@ def sgd_blocks_sweep(
     with parallel_section(n_threads):
         return float(
             shuffle_sgd_blocks_epoch(
-                users, items, values, grid.index, grid.block_ptr, rounds, seeds, mu, bu, bi, P, Q, lr, reg,
+                grid.users, grid.items, grid.values, grid.index, grid.block_ptr, rounds, seeds, mu, bu, bi, P, Q, lr, reg,
                 lr_bias, reg_bias,
             )
         )  # fmt: skip

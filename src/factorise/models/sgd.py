@@ -132,8 +132,12 @@ class BiasedMF(RatingModel):
         ``n_blocks``, not on the thread count. Smaller data run the serial
         sweep, whose per-epoch cost a parallel one could only raise.
     n_blocks : int or None, default None
-        Blocks per side of the grid; ``None`` picks ``max(8, 2 * n_threads)``.
-        Must be at least ``n_threads``.
+        Blocks per side of the grid; ``None`` picks ``max(8, 2 * n_threads,
+        min(32, isqrt(n_ratings // 8192)))``: 8 up to about 0.5M ratings, 32
+        from 8.4M on (smaller blocks stay in cache; see
+        :func:`factorise.models._blocks.resolve_n_blocks`). Must be at least
+        ``n_threads``. The sweep reads the ratings from a copy grouped by
+        block, 14 bytes a rating in float32.
     dtype : {"float32", "float64"}, default "float32"
         Precision of the biases and factors (and of the SGD arithmetic).
 
@@ -246,14 +250,19 @@ class BiasedMF(RatingModel):
             )
 
     def _fit_memory(self, n_ratings: int, n_users: int, n_items: int) -> int:
-        # per rating: the int32 visiting order or block index, and a float64 copy of the ratings
-        # for dtype float64; per row and factor: the factors, the float32 draw they start from,
-        # and the best epoch's copy with patience
+        # per rating: the serial sweep's int32 visiting order and, for dtype float64, a float64 copy
+        # of the ratings; the block sweep's copy of the ratings in block order (int32 user and item,
+        # the value in the dtype) and its visiting order (at most 4 bytes). Per row and factor: the
+        # factors, the float32 draw they start from, and the best epoch's copy with patience
         size = np.dtype(self.dtype).itemsize
-        per_rating = 4 + (8 if self.dtype == "float64" else 0)
+        n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n_ratings)
+        if use_blocks(n_ratings, n_blocks):
+            per_rating = 4 + 4 + size + 4
+        else:
+            per_rating = 4 + (8 if self.dtype == "float64" else 0)
         per_factor = size + 4 + (size if self.patience is not None else 0)
         per_row = int(self.rank) * per_factor + 2 * size + 64  # biases, block of each row, scratch
-        return per_rating * n_ratings + per_row * (n_users + n_items) + 64 * self._n_blocks**2
+        return per_rating * n_ratings + per_row * (n_users + n_items) + 64 * n_blocks**2
 
     def _compute_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
@@ -278,15 +287,18 @@ class BiasedMF(RatingModel):
         # drawn in float32 whatever the dtype, so that every precision (and engine) starts alike
         self.user_factors_ = (rng.standard_normal((data.n_users, k), dtype=np.float32) * scale).astype(self.dtype)
         self.item_factors_ = (rng.standard_normal((data.n_items, k), dtype=np.float32) * scale).astype(self.dtype)
-        self._values = data.values if self.dtype == "float32" else data.values.astype(np.float64)
         n = data.values.shape[0]
+        self._n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n)
         if use_blocks(n, self._n_blocks):
             self._grid: BlockGrid | None = make_grid(
-                data.users, data.items, data.n_users, data.n_items, self._n_blocks, rng
-            )
+                data.users, data.items, data.n_users, data.n_items, self._n_blocks, rng,
+                values=data.values, dtype=self.dtype,
+            )  # fmt: skip
+            self._values = None
             self._order = None
             logger.debug("BiasedMF: block-parallel SGD, %d x %d blocks", self._n_blocks, self._n_blocks)
         else:  # small data: the serial sweep (a parallel one would only add overhead)
+            self._values = data.values if self.dtype == "float32" else data.values.astype(np.float64)
             self._grid = None
             self._order = np.arange(n, dtype=np.int32 if n < 2**31 else np.int64)
             logger.debug("BiasedMF: serial SGD (%d ratings)", n)
@@ -311,9 +323,7 @@ class BiasedMF(RatingModel):
             f(self.bias_regularization),
         )
         if self._grid is not None:
-            sse = sgd_blocks_sweep(
-                self._grid, data.users, data.items, self._values, *scalars, rng=rng, n_threads=self._threads
-            )
+            sse = sgd_blocks_sweep(self._grid, *scalars, rng=rng, n_threads=self._threads)
         else:
             rng.shuffle(self._order)  # a fresh order each epoch, in place: no copy of the data
             sse = sgd_ratings_epoch(data.users, data.items, self._values, self._order, *scalars)
