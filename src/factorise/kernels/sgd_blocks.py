@@ -21,8 +21,9 @@ order is the same slice of ``index``, which holds *offsets within the block*
 (``0 .. size - 1``, in a small integer type). Reading the ratings through an
 index into the caller's arrays instead, as before, cost a cache miss on each
 of the three arrays for almost every rating: the block sweep ran at about
-18M updates/s on one core at rank 32; on contiguous blocks at about 35M
-(``benchmarks/scale.py``).
+18M updates/s on one core at rank 32 (9M ratings, 8 x 8 blocks); on
+contiguous blocks of the 32 x 32 grid the sweeps alone run at about 43M
+(35M for the whole fit, ``benchmarks/scale.py --only 10m``).
 
 Kernels:
 
