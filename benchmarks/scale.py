@@ -47,7 +47,10 @@ threads (``--threads``), three methods:
   OpenMP: the tests use it), and the row's label says so;
 * LibMF's Python binding (``libmf`` 0.9.2, compiled by setuptools without
   LibMF's SIMD code and without OpenMP), with the settings mapped from
-  BiasedMF's as below.
+  BiasedMF's as below;
+* ``ALS(rank=32, n_epochs=3, patience=None, n_threads=n)``, for its time per
+  iteration beside the SGD epochs (no target; its accuracy after 3
+  iterations with settings tuned on MovieLens is not the point).
 
 The methods alternate, round after round (``--rounds``, default 3): in each
 round, for each thread count, BiasedMF, then ``mf_train``, then the binding,
@@ -395,6 +398,27 @@ def biasedmf_job(fold: Fold, params: dict[str, Any]) -> BiasedMFJob:
     return BiasedMFJob(fold, params)
 
 
+class ALSJob(BiasedMFJob):
+    """``factorise.models.ALS(**params)`` on one fold (building the ``Ratings`` is not timed)."""
+
+    def __init__(self, fold: Fold, params: dict[str, Any]) -> None:
+        from factorise.data import Ratings
+        from factorise.models.als import ALS
+
+        self.fold = fold
+        self.ratings = Ratings.from_raw(fold.train_users, fold.train_items, fold.train_ratings)
+        self.model = ALS(**params)
+
+
+def als_job(fold: Fold, params: dict[str, Any]) -> ALSJob:
+    """ALS with ``params`` on ``fold``."""
+    return ALSJob(fold, params)
+
+
+ALS_ITERATIONS = 3
+"""ALS iterations in the 10M part: enough for a time per iteration (ALS has no speed target)."""
+
+
 def libmf_job(fold: Fold, params: dict[str, Any]) -> LibMFJob:
     """LibMF with ``params`` on ``fold`` (``benchmarks/competitors.py``)."""
     return LibMFJob(fold, params)
@@ -450,6 +474,7 @@ class Row:
     measure: Callable[[], Sample]
     is_factorise: bool = False
     is_native: bool = False
+    iterations: int | None = None
     samples: list[Sample] = field(default_factory=list)
     error: str | None = None
 
@@ -580,6 +605,15 @@ def run_10m_part(sizes: Sizes, command: str, threads: int, *, build: str, cache:
                 "libmf", "pip install -e '.[bench]', or pip install libmf",
             )  # fmt: skip
             rows.append(Row(spec.label, n, spec.settings, _isolated(spec, fold)))
+            if parallel:
+                als_iters = min(ALS_ITERATIONS, sizes.epochs)
+                als = {"rank": MODEL_RANK, "n_epochs": als_iters, "patience": None, "random_state": SEED, "n_threads": n}
+                spec = MethodSpec(
+                    "factorise ALS", als_job, als,
+                    f"`ALS(rank={MODEL_RANK}, n_epochs={als_iters}, patience=None, n_threads={n})`, other settings "
+                    "default (its time per iteration is the point; it is not tuned for this data)",
+                )  # fmt: skip
+                rows.append(Row(spec.label, n, spec.settings, _isolated(spec, fold), iterations=als_iters))
         for _ in range(rounds):
             for row in rows:
                 row.run_once()
@@ -617,9 +651,12 @@ def run_10m_part(sizes: Sizes, command: str, threads: int, *, build: str, cache:
         seconds = row.median("seconds")
         times = [sample.seconds for sample in row.samples]
         ratio = f"{seconds / native_seconds[row.threads]:.2f}x" if row.threads in native_seconds else "n/a"
+        if row.iterations is not None:
+            ratio = f"n/a ({row.iterations} iterations)"
+        passes = sizes.epochs if row.iterations is None else row.iterations
         print(
             f"| {row.label} | {row.threads} | {seconds:.2f} ({min(times):.2f}-{max(times):.2f}) | {ratio} | "
-            f"{row.median('rmse'):.4f} | {n_train * sizes.epochs / seconds / 1e6:.1f}M | "
+            f"{row.median('rmse'):.4f} | {n_train * passes / seconds / 1e6:.1f}M | "
             f"{_gib(row.peak('peak_rss_bytes'))} | {_gib(row.peak('fit_increase_bytes'))} |"
         )
     print()
@@ -646,6 +683,17 @@ def run_10m_part(sizes: Sizes, command: str, threads: int, *, build: str, cache:
                 if sizes is FULL and build == "makefile"
                 else ""
             )
+        )
+        print()
+    per_pass = [
+        f"{row.label} {row.median('seconds') / (row.iterations or sizes.epochs):.3f} s on {row.threads}"
+        for row in rows
+        if row.samples
+    ]
+    if any(row.iterations is not None and row.samples for row in rows):
+        print(
+            "Time per epoch (SGD) or iteration (ALS), median fit seconds over epochs or iterations, set-up "
+            "included: " + "; ".join(per_pass) + "."
         )
         print()
     reached = [

@@ -165,6 +165,13 @@ def test_scale_benchmark_quick_runs() -> None:
             pytest.fail("libmf is not installed; CI must install the bench extra")
         else:
             assert "unavailable" in row[2], row
+    # ALS: a row per thread count, its time per iteration beside the SGD epochs
+    als = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| factorise ALS |")]
+    assert [int(row[1]) for row in als] == [1, 2], out
+    for row in als:
+        assert "iterations" in row[3] and 0.95 * floor < float(row[4]) < sigma, row
+    per_pass = re.search(r"Time per epoch \(SGD\) or iteration \(ALS\).*", out)
+    assert per_pass and re.search(r"factorise ALS [0-9.]+ s on 1; ", per_pass.group(0)), out
     # LibMF's own mf_train is the reference of the ratio column
     if importlib.util.find_spec("libmf") is not None:
         assert [row[3].strip() for row in native] == ["1.00x", "1.00x"], native

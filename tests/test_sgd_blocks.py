@@ -201,10 +201,11 @@ def test_ids_sharing_a_cache_line_share_a_block() -> None:
     assert not np.all(grid.col_block[:16] == grid.col_block[0])  # 50 items: too few to group, one by one
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_count_units_matches_reference_exactly(seed: int) -> None:
+@pytest.mark.parametrize("unit", [1, 2, 3, 16, 17])  # powers of two take a shift, the others a division
+@pytest.mark.parametrize("seed", range(4))
+def test_count_units_matches_reference_exactly(unit: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    n, unit = int(rng.integers(1, 100)), int(rng.integers(1, 20))
+    n = int(rng.integers(1, 100))
     keys = rng.integers(0, n, int(rng.integers(0, 300))).astype(np.int32)
     fast, slow = np.full(-(-n // unit), -1, np.int64), np.full(-(-n // unit), -1, np.int64)
     assert sgd_blocks.count_units(keys, unit, fast) == sgd_blocks_reference.count_units(keys, unit, slow)
@@ -325,6 +326,25 @@ def test_scatter_by_block_matches_reference_and_group_by_block_exactly(
     np.testing.assert_array_equal(results[0][2], users[positions])
     np.testing.assert_array_equal(results[0][4], values[positions].astype(value_dtype))
     assert results[0][0] == (int(np.diff(ptr).max()) if n_ratings else 0)
+
+
+@pytest.mark.skipif(available_threads() < 2, reason="numba can run only one thread here (NUMBA_NUM_THREADS)")
+def test_grid_copy_is_the_same_on_one_and_two_threads() -> None:
+    """The parallel scatter (64 chunks here) gives the serial stable order whatever the thread count."""
+    rng = np.random.default_rng(11)
+    n = 300_000
+    users = rng.integers(0, 3000, n).astype(np.int32)
+    items = rng.integers(0, 800, n).astype(np.int32)
+    values = rng.uniform(1, 5, n).astype(np.float32)
+    assert sgd_blocks.scatter_chunks(n, 16) == 64
+    one = make_grid(users, items, 3000, 800, 4, np.random.default_rng(1), values=values, n_threads=1)
+    two = make_grid(users, items, 3000, 800, 4, np.random.default_rng(1), values=values, n_threads=2)
+    positions = np.argsort(block_of(one, users, items), kind="stable")
+    for grid in (one, two):
+        np.testing.assert_array_equal(grid.users, users[positions])
+        np.testing.assert_array_equal(grid.items, items[positions])
+        np.testing.assert_array_equal(grid.values, values[positions])
+        np.testing.assert_array_equal(grid.index, one.index)
 
 
 def test_block_sweep_visits_the_callers_ratings_once_each_in_the_shuffled_order() -> None:

@@ -77,6 +77,7 @@ __all__ = [
     "block_offsets",
     "group_by_block",
     "scatter_by_block",
+    "scatter_chunks",
     "sgd_blocks_epoch",
     "sgd_update",
     "shuffle_blocks",
@@ -300,6 +301,15 @@ def block_offsets(
 
 
 @numba.njit(cache=True, nogil=True)
+def scatter_chunks(n_ratings: int, n_cells: int) -> int:  # pragma: no cover - compiled
+    """Chunks of :func:`scatter_by_block`: up to 64, at least 16 ratings a block and chunk on average.
+
+    Its ``n_chunks x n_cells`` int64 counts thus take at most half a byte a rating.
+    """
+    return max(1, min(64, n_ratings // (16 * max(1, n_cells))))
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
 def scatter_by_block(
     users: np.ndarray,
     items: np.ndarray,
@@ -316,7 +326,11 @@ def scatter_by_block(
     """Copy the ratings into block order (a stable counting sort) and reset each block's visiting order.
 
     The grouping of :func:`group_by_block` applied to the ratings themselves:
-    no array of positions is made.
+    no array of positions is made. Parallel and deterministic: the ratings
+    are cut into :func:`scatter_chunks` chunks (a number that depends on the
+    sizes only), each chunk's ratings are counted per block, and each chunk
+    then writes its own stretch of every block, after those of the chunks
+    before it, so the result is the serial stable sort's for any thread count.
 
     Parameters
     ----------
@@ -341,17 +355,29 @@ def scatter_by_block(
         The number of ratings copied.
     """
     n_cells = n_blocks * n_blocks
-    fill = block_ptr[:n_cells].copy()
-    for t in range(users.shape[0]):
-        u = users[t]
-        i = items[t]
-        b = row_block[u] * n_blocks + col_block[i]
-        d = fill[b]
-        out_users[d] = u
-        out_items[d] = i
-        out_values[d] = values[t]
-        fill[b] = d + 1
-    for b in range(n_cells):
+    n = users.shape[0]
+    n_chunks = scatter_chunks(n, n_cells)
+    fill = np.zeros((n_chunks, n_cells), dtype=np.int64)
+    for c in numba.prange(n_chunks):
+        for t in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            fill[c, row_block[users[t]] * n_blocks + col_block[items[t]]] += 1
+    for b in range(n_cells):  # counts -> where each chunk starts writing in each block
+        start = block_ptr[b]
+        for c in range(n_chunks):
+            count = fill[c, b]
+            fill[c, b] = start
+            start += count
+    for c in numba.prange(n_chunks):
+        for t in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            u = users[t]
+            i = items[t]
+            b = row_block[u] * n_blocks + col_block[i]
+            d = fill[c, b]
+            out_users[d] = u
+            out_items[d] = i
+            out_values[d] = values[t]
+            fill[c, b] = d + 1
+    for b in numba.prange(n_cells):
         start = block_ptr[b]
         for t in range(block_ptr[b + 1] - start):
             index[start + t] = t
@@ -378,8 +404,15 @@ def count_units(keys: np.ndarray, unit: int, counts: np.ndarray) -> int:  # prag
     """
     for j in range(counts.shape[0]):
         counts[j] = 0
-    for t in range(keys.shape[0]):
-        counts[keys[t] // unit] += 1
+    if unit & (unit - 1) == 0:  # a power of two (UNIT or 1): a shift, not a division per rating
+        shift = 0
+        while (1 << shift) < unit:
+            shift += 1
+        for t in range(keys.shape[0]):
+            counts[keys[t] >> shift] += 1
+    else:
+        for t in range(keys.shape[0]):
+            counts[keys[t] // unit] += 1
     return keys.shape[0]
 
 

@@ -225,6 +225,7 @@ def make_grid(
     values: np.ndarray | None = None,
     dtype: Any = np.float32,
     balance: bool = True,
+    n_threads: int = 1,
 ) -> BlockGrid:
     """Cut users and items into ``n_blocks`` random blocks each and copy the ratings into block order.
 
@@ -268,6 +269,8 @@ def make_grid(
         Dtype of the grid's copy of ``values`` (the factors' dtype).
     balance : bool, default True
         Balance the blocks' rating counts (see above).
+    n_threads : int, default 1
+        Threads for the copy (the result does not depend on it).
 
     Returns
     -------
@@ -287,9 +290,10 @@ def make_grid(
     out_items = np.empty(n_ratings, dtype=items.dtype)
     out_values = np.empty(n_ratings, dtype=dtype)
     index = np.empty(n_ratings, dtype=index_dtype)
-    scatter_by_block(
-        users, items, values, row_block, col_block, n_blocks, block_ptr, out_users, out_items, out_values, index
-    )
+    with parallel_section(n_threads):
+        scatter_by_block(
+            users, items, values, row_block, col_block, n_blocks, block_ptr, out_users, out_items, out_values, index
+        )
     return BlockGrid(n_blocks, row_block, col_block, out_users, out_items, out_values, index, block_ptr)
 
 

@@ -296,7 +296,7 @@ class BiasedMF(RatingModel):
         if use_blocks(n, self._n_blocks):
             self._grid: BlockGrid | None = make_grid(
                 data.users, data.items, data.n_users, data.n_items, self._n_blocks, rng,
-                values=data.values, dtype=self.dtype,
+                values=data.values, dtype=self.dtype, n_threads=self._threads,
             )  # fmt: skip
             self._values = None
             self._order = None
