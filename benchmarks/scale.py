@@ -48,6 +48,9 @@ threads (``--threads``), three methods:
 * LibMF's Python binding (``libmf`` 0.9.2, compiled by setuptools without
   LibMF's SIMD code and without OpenMP), with the settings mapped from
   BiasedMF's as below;
+* ``BiasedMF(..., block_copy=False)``: the same model without the copy of
+  the ratings in block order (the lean layout, for data whose copy would not
+  fit in memory);
 * ``ALS(rank=32, n_epochs=3, patience=None, n_threads=n)``, for its time per
   iteration beside the SGD epochs (no target; its accuracy after 3
   iterations with settings tuned on MovieLens is not the point).
@@ -589,6 +592,13 @@ def run_10m_part(sizes: Sizes, command: str, threads: int, *, build: str, cache:
                     + (f", n_threads={n})`" if parallel else ")`: the serial kernel") + ", other settings default",
                 )  # fmt: skip
                 rows.append(Row(spec.label, n, spec.settings, _isolated(spec, fold), is_factorise=True))
+                lean = MethodSpec(
+                    "factorise BiasedMF, block_copy=False", biasedmf_job, {**params, "block_copy": False},
+                    f"`BiasedMF(rank={MODEL_RANK}, n_epochs={sizes.epochs}, n_threads={n}, block_copy=False)`: the "
+                    "lean layout (4 bytes a rating, no copy of the ratings), the same model bit for bit",
+                )  # fmt: skip
+                if parallel:
+                    rows.append(Row(lean.label, n, lean.settings, _isolated(lean, fold)))
             rows.append(
                 Row(
                     native_label, n,

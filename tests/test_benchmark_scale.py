@@ -165,6 +165,9 @@ def test_scale_benchmark_quick_runs() -> None:
             pytest.fail("libmf is not installed; CI must install the bench extra")
         else:
             assert "unavailable" in row[2], row
+    # the lean layout: the same model, so the same held-out RMSE to the digit
+    lean = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| factorise BiasedMF, block_copy=False |")]
+    assert [row[4] for row in lean] == [row[4] for row in rows], out
     # ALS: a row per thread count, its time per iteration beside the SGD epochs
     als = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| factorise ALS |")]
     assert [int(row[1]) for row in als] == [1, 2], out

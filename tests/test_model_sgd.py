@@ -204,7 +204,8 @@ def test_model_forwards_every_parameter_to_the_kernel(monkeypatch: pytest.Monkey
     }
     model = BiasedMF(random_state=0, **params).fit(train)
     assert model.get_params() == {
-        **params, "patience": None, "random_state": 0, "n_threads": None, "n_blocks": None, "dtype": "float32"
+        **params, "patience": None, "random_state": 0, "n_threads": None, "n_blocks": None, "block_copy": True,
+        "dtype": "float32",
     }
     sigma = float(np.std(train.values.astype(np.float64)))
     assert len(calls) == 4
@@ -523,3 +524,18 @@ def test_train_rmse_of_large_data_comes_from_a_fixed_sample(monkeypatch: pytest.
     assert sampled.history_[-1]["train_rmse"] == pytest.approx(final, rel=0.05)
     assert sampled.history_[-1]["train_rmse"] != pytest.approx(final, rel=1e-9)  # it is a sample
     assert exact.history_[-1]["train_rmse"] == pytest.approx(rmse(exact, train), rel=1e-5)
+
+
+def test_block_copy_false_fits_the_same_model_bit_for_bit() -> None:
+    """The lean layout (positions into the ratings, no copy) visits the same ratings in the same order."""
+    from factorise.data import Ratings
+
+    rng = np.random.default_rng(4)
+    n = 140_000  # above the block sweep's threshold at 8 blocks
+    cells = rng.choice(2000 * 700, n, replace=False)  # distinct (user, item) pairs
+    ratings = Ratings.from_raw(cells // 700, cells % 700, rng.uniform(1, 5, n))
+    fits = [
+        BiasedMF(rank=4, n_epochs=2, random_state=3, n_threads=1, block_copy=c).fit(ratings) for c in (True, False)
+    ]
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_array_equal(getattr(fits[0], name), getattr(fits[1], name))

@@ -347,6 +347,27 @@ def test_grid_copy_is_the_same_on_one_and_two_threads() -> None:
         np.testing.assert_array_equal(grid.index, one.index)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lean_grid_gives_the_copy_s_model_bit_for_bit(dtype: type) -> None:
+    """``make_grid(copy=False)`` keeps positions into the caller's arrays; same draws, same model."""
+    rng = np.random.default_rng(21)
+    prob = random_problem(rng, dtype, 300, 200, 20_000, 8)
+    results = []
+    for copy in (True, False):
+        fit_rng = np.random.default_rng(9)
+        grid = make_grid(prob["users"], prob["items"], 300, 200, 5, fit_rng, values=prob["values"], dtype=dtype,
+                         copy=copy)  # fmt: skip
+        assert grid.copied == copy
+        if not copy:
+            assert grid.users is prob["users"] and grid.index.dtype == np.int32
+        model = [a.copy() for a in prob["model"]]
+        sses = [sgd_blocks_sweep(grid, prob["mu"], *model, *prob["rates"], rng=fit_rng, n_threads=1) for _ in range(2)]
+        results.append((model, sses))
+    assert results[0][1] == results[1][1]
+    for a, b in zip(results[0][0], results[1][0], strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_block_sweep_visits_the_callers_ratings_once_each_in_the_shuffled_order() -> None:
     """Through the copy: one epoch over the grid equals the serial reference over the caller's arrays in
     the order ``positions[block_ptr[b] + index[...]]``, block by block in round order."""

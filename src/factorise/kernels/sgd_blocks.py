@@ -88,8 +88,10 @@ _FASTMATH = {"reassoc", "contract"}
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _sgd_slice(
-    users, items, values, index, start, stop, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias
+    users, items, values, index, start, stop, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias, offsets
 ):  # pragma: no cover - compiled
+    if not offsets:  # index holds positions into the caller's arrays
+        return sgd_gathered(users, items, values, index, start, stop, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias)
     # the block's ratings are users[start:stop] etc., visited in the order of its offsets index[start:stop]
     return sgd_gathered(
         users[start:stop], items[start:stop], values[start:stop], index[start:stop], 0, stop - start, mu, bu, bi,
@@ -114,6 +116,7 @@ def sgd_blocks_epoch(
     reg: float,
     lr_bias: float,
     reg_bias: float,
+    offsets: bool = True,
 ) -> float:  # pragma: no cover - compiled
     """One SGD sweep over the blocks listed in ``rounds``, updating the model in place.
 
@@ -143,6 +146,12 @@ def sgd_blocks_epoch(
         Learning rate and regularization of the factors, of their dtype.
     lr_bias, reg_bias : float
         Learning rate and regularization of the biases, of the same dtype.
+    offsets : bool, default True
+        ``index`` holds offsets within each block of ratings grouped by block
+        (above); with False it holds positions into ``users``, ``items`` and
+        ``values`` in any order (block ``b`` visits ``index[block_ptr[b]:block_ptr[b + 1]]``):
+        the lean layout, 4 bytes a rating and no copy, read with a cache miss
+        per rating. The same visiting order gives the same result either way.
 
     Returns
     -------
@@ -157,7 +166,7 @@ def sgd_blocks_epoch(
             b = rounds[r, s]
             block_sse[r, s] = _sgd_slice(
                 users, items, values, index, block_ptr[b], block_ptr[b + 1], mu, bu, bi, P, Q, lr, reg,
-                lr_bias, reg_bias,
+                lr_bias, reg_bias, offsets,
             )  # fmt: skip
     sse = 0.0
     for r in range(n_rounds):
@@ -434,13 +443,14 @@ def shuffle_sgd_blocks_epoch(
     reg: float,
     lr_bias: float,
     reg_bias: float,
+    offsets: bool = True,
 ) -> float:  # pragma: no cover - compiled
     """:func:`shuffle_blocks` then :func:`sgd_blocks_epoch`, fused: each block is shuffled by the
     thread that runs it, just before it runs (one parallel pass fewer, and the block's slice of
     ``index`` is still in cache). The result is identical to the two calls in turn.
 
-    Parameters are those of :func:`sgd_blocks_epoch`, with ``seeds`` (one per block) as for
-    :func:`shuffle_blocks`.
+    Parameters are those of :func:`sgd_blocks_epoch` (``offsets`` included), with ``seeds`` (one
+    per block) as for :func:`shuffle_blocks`.
     """
     n_rounds, width = rounds.shape
     block_sse = np.zeros((n_rounds, width))
@@ -450,7 +460,7 @@ def shuffle_sgd_blocks_epoch(
             _shuffle_slice(index, block_ptr[b], block_ptr[b + 1], seeds[b])
             block_sse[r, s] = _sgd_slice(
                 users, items, values, index, block_ptr[b], block_ptr[b + 1], mu, bu, bi, P, Q, lr, reg,
-                lr_bias, reg_bias,
+                lr_bias, reg_bias, offsets,
             )  # fmt: skip
     sse = 0.0
     for r in range(n_rounds):

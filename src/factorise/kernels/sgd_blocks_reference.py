@@ -110,12 +110,15 @@ def sgd_blocks_epoch(
     reg: float,
     lr_bias: float,
     reg_bias: float,
+    offsets: bool = True,
 ) -> float:
     """Reference for :func:`factorise.kernels.sgd_blocks.sgd_blocks_epoch`."""
     sse = 0.0
     for round_ in rounds:
         for b in round_:
-            block = block_ptr[b] + index[block_ptr[b] : block_ptr[b + 1]].astype(np.int64)
+            block = index[block_ptr[b] : block_ptr[b + 1]].astype(np.int64)
+            if offsets:
+                block = block + block_ptr[b]
             sse += sgd_ratings_reference.sgd_ratings_epoch(
                 users, items, values, block, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias
             )

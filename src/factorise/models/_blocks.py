@@ -37,7 +37,13 @@ from typing import Any
 import numpy as np
 
 from factorise._threads import parallel_section
-from factorise.kernels.sgd_blocks import block_offsets, count_units, scatter_by_block, shuffle_sgd_blocks_epoch
+from factorise.kernels.sgd_blocks import (
+    block_offsets,
+    count_units,
+    group_by_block,
+    scatter_by_block,
+    shuffle_sgd_blocks_epoch,
+)
 
 __all__ = [
     "DEFAULT_N_BLOCKS",
@@ -99,6 +105,12 @@ class BlockGrid:
         place within each block by every :func:`sgd_blocks_sweep`.
     block_ptr : numpy.ndarray of int64, shape (n_blocks ** 2 + 1,)
         Offsets of the blocks.
+    copied : bool, default True
+        False for the lean layout of ``make_grid(copy=False)``: ``users``,
+        ``items`` and ``values`` are the caller's arrays, in the caller's
+        order, and ``index`` holds positions into them (int32, int64 beyond
+        ``2**31 - 1`` ratings) grouped by block: block ``b`` visits
+        ``index[block_ptr[b]:block_ptr[b + 1]]``.
     """
 
     n_blocks: int
@@ -109,6 +121,7 @@ class BlockGrid:
     values: np.ndarray
     index: np.ndarray
     block_ptr: np.ndarray
+    copied: bool = True
 
     @property
     def block_sizes(self) -> np.ndarray:
@@ -226,6 +239,7 @@ def make_grid(
     dtype: Any = np.float32,
     balance: bool = True,
     n_threads: int = 1,
+    copy: bool = True,
 ) -> BlockGrid:
     """Cut users and items into ``n_blocks`` random blocks each and copy the ratings into block order.
 
@@ -271,6 +285,11 @@ def make_grid(
         Balance the blocks' rating counts (see above).
     n_threads : int, default 1
         Threads for the copy (the result does not depend on it).
+    copy : bool, default True
+        False: no copy; the grid keeps int32 positions into the caller's
+        arrays, 4 bytes a rating (``values`` is cast to ``dtype`` if it is
+        not of it). A sweep visits the same ratings in the same order either
+        way, so the fitted model is the same; the copy is faster.
 
     Returns
     -------
@@ -283,6 +302,12 @@ def make_grid(
     n_ratings = users.shape[0]
     if values is None:
         values = np.zeros(n_ratings, dtype=dtype)
+    if not copy:
+        positions = np.empty(n_ratings, dtype=np.int32 if n_ratings <= np.iinfo(np.int32).max else np.int64)
+        block_ptr = np.empty(n_blocks * n_blocks + 1, dtype=np.int64)
+        group_by_block(users, items, row_block, col_block, n_blocks, positions, block_ptr)
+        values = values if values.dtype == np.dtype(dtype) else values.astype(dtype)
+        return BlockGrid(n_blocks, row_block, col_block, users, items, values, positions, block_ptr, copied=False)
     block_ptr = np.empty(n_blocks * n_blocks + 1, dtype=np.int64)
     largest = block_offsets(users, items, row_block, col_block, n_blocks, block_ptr)
     index_dtype = np.uint16 if largest <= 2**16 else np.uint32 if largest <= 2**32 else np.int64
@@ -412,6 +437,6 @@ def sgd_blocks_sweep(
         return float(
             shuffle_sgd_blocks_epoch(
                 grid.users, grid.items, grid.values, grid.index, grid.block_ptr, rounds, seeds, mu, bu, bi, P, Q, lr, reg,
-                lr_bias, reg_bias,
+                lr_bias, reg_bias, grid.copied,
             )
         )  # fmt: skip

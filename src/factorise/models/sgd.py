@@ -136,8 +136,15 @@ class BiasedMF(RatingModel):
         min(32, isqrt(n_ratings // 8192)))``: 8 up to about 0.5M ratings, 32
         from 8.4M on (smaller blocks stay in cache; see
         :func:`factorise.models._blocks.resolve_n_blocks`). Must be at least
-        ``n_threads``. The sweep reads the ratings from a copy grouped by
-        block, 14 bytes a rating in float32.
+        ``n_threads``.
+    block_copy : bool, default True
+        Whether the block-parallel sweep reads the ratings from a copy grouped
+        by block (14 bytes a rating in float32, made once per fit) or, with
+        False, through a 4-byte index into the ratings themselves, with a
+        cache miss on almost every rating. The model is the same bit for bit;
+        on 9M ratings, rank 32, the copy made the fit 2.2 times faster
+        (``benchmarks/scale.py``). False is for data whose copy would not fit
+        in memory (1.4 GB for 100M ratings).
     dtype : {"float32", "float64"}, default "float32"
         Precision of the biases and factors (and of the SGD arithmetic).
 
@@ -194,6 +201,7 @@ class BiasedMF(RatingModel):
         "random_state",
         "n_threads",
         "n_blocks",
+        "block_copy",
         "dtype",
     )
 
@@ -212,6 +220,7 @@ class BiasedMF(RatingModel):
         random_state: Any = None,
         n_threads: int | None = None,
         n_blocks: int | None = None,
+        block_copy: bool = True,
         dtype: str = "float32",
     ) -> None:
         self.rank = rank
@@ -226,6 +235,7 @@ class BiasedMF(RatingModel):
         self.random_state = random_state
         self.n_threads = n_threads
         self.n_blocks = n_blocks
+        self.block_copy = block_copy
         self.dtype = dtype
 
     # ------------------------------------------------------------------ hooks
@@ -235,6 +245,10 @@ class BiasedMF(RatingModel):
         check_positive_float(self.bias_learning_rate, "bias_learning_rate")
         check_non_negative_float(self.bias_regularization, "bias_regularization")
         _check_decay(self.learning_rate_decay, "learning_rate_decay")
+        if not isinstance(self.block_copy, (bool, np.bool_)):
+            raise TypeError(
+                f"`block_copy` must be True or False; got {self.block_copy!r} of type {type(self.block_copy).__name__}"
+            )
         check_positive_float(self.init_std, "init_std")
         if not isinstance(self.dtype, str) or self.dtype not in ("float32", "float64"):
             raise ValueError(f"`dtype` must be 'float32' or 'float64'; got {self.dtype!r}")
@@ -252,18 +266,18 @@ class BiasedMF(RatingModel):
     def _fit_memory(self, n_ratings: int, n_users: int, n_items: int) -> int:
         # per rating: the serial sweep's int32 visiting order and, for dtype float64, a float64 copy
         # of the ratings; the block sweep's copy of the ratings in block order (int32 user and item,
-        # the value in the dtype) and its visiting order (at most 4 bytes). Per row and factor: the
+        # the value in the dtype) and its visiting order (at most 4 bytes), or with block_copy=False
+        # int32 positions as the serial sweep's. Per row and factor: the
         # factors, the float32 draw they start from, and the best epoch's copy with patience
         size = np.dtype(self.dtype).itemsize
         n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n_ratings)
-        fixed = 0
+        fixed, per_rating = 0, 4 + (8 if self.dtype == "float64" else 0)
         if use_blocks(n_ratings, n_blocks):
-            per_rating = 4 + 4 + size + 4
+            if self.block_copy:
+                per_rating = 4 + 4 + size + 4
             # the block sweep's compiled kernels and thread pool: benchmarks/memory.py measured the
             # peak 29-33 MiB above the serial-era one at 1M and 3M ratings, beyond the copy itself
             fixed = 24 * 2**20
-        else:
-            per_rating = 4 + (8 if self.dtype == "float64" else 0)
         per_factor = size + 4 + (size if self.patience is not None else 0)
         per_row = int(self.rank) * per_factor + 2 * size + 64  # biases, block of each row, scratch
         return fixed + per_rating * n_ratings + per_row * (n_users + n_items) + 64 * n_blocks**2
@@ -296,7 +310,7 @@ class BiasedMF(RatingModel):
         if use_blocks(n, self._n_blocks):
             self._grid: BlockGrid | None = make_grid(
                 data.users, data.items, data.n_users, data.n_items, self._n_blocks, rng,
-                values=data.values, dtype=self.dtype, n_threads=self._threads,
+                values=data.values, dtype=self.dtype, n_threads=self._threads, copy=bool(self.block_copy),
             )  # fmt: skip
             self._values = None
             self._order = None
