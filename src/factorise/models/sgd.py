@@ -142,8 +142,8 @@ class BiasedMF(RatingModel):
         by block (14 bytes a rating in float32, made once per fit) or, with
         False, through a 4-byte index into the ratings themselves, with a
         cache miss on almost every rating. The model is the same bit for bit;
-        on 9M ratings, rank 32, the copy made the fit 2.2 times faster
-        (``benchmarks/scale.py``). False is for data whose copy would not fit
+        on 9M ratings, rank 32, the lean fit took 1.5-1.7 times as long
+        (``benchmarks/scale.py --only 10m``). False is for data whose copy would not fit
         in memory (1.4 GB for 100M ratings).
     dtype : {"float32", "float64"}, default "float32"
         Precision of the biases and factors (and of the SGD arithmetic).
