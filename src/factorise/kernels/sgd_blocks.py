@@ -250,23 +250,16 @@ def group_by_block(
         The number of non-empty blocks.
     """
     n_cells = n_blocks * n_blocks
-    for b in range(n_cells + 1):
-        block_ptr[b] = 0
-    for t in range(users.shape[0]):
-        block_ptr[row_block[users[t]] * n_blocks + col_block[items[t]] + 1] += 1
+    block_offsets(users, items, row_block, col_block, n_blocks, block_ptr)
     non_empty = 0
     for b in range(n_cells):
-        if block_ptr[b + 1] > 0:
+        if block_ptr[b + 1] > block_ptr[b]:
             non_empty += 1
-        block_ptr[b + 1] += block_ptr[b]
-    # place each position at its block's next free slot, then restore the offsets
+    fill = block_ptr[:n_cells].copy()  # each block's next free slot
     for t in range(users.shape[0]):
         b = row_block[users[t]] * n_blocks + col_block[items[t]]
-        index[block_ptr[b]] = t
-        block_ptr[b] += 1
-    for b in range(n_cells, 0, -1):
-        block_ptr[b] = block_ptr[b - 1]
-    block_ptr[0] = 0
+        index[fill[b]] = t
+        fill[b] += 1
     return non_empty
 
 
