@@ -509,6 +509,12 @@ def test_resolve_n_blocks_default_and_rules() -> None:
     assert resolve_n_blocks(None, 1, 9_000_000) == 32 == resolve_n_blocks(None, 1, 10**9)
     assert resolve_n_blocks(None, 20, 9_000_000) == 40
     assert resolve_n_blocks(7, 1, 9_000_000) == 7
+    # the factor rows: a block's rows within 512 KiB, capped by the block sweep's threshold
+    assert resolve_n_blocks(None, 1, 9_000_000, 110_000 * 128) == 32  # 27 by the rows: the ratings rule wins
+    assert resolve_n_blocks(None, 1, 99_475_702, 497_959 * 128) == 122  # the Netflix shape at rank 32
+    assert resolve_n_blocks(None, 1, 1_000_000, 10**6 * 128) == 22  # isqrt(1M // 2000): still block-parallel
+    assert use_blocks(1_000_000, 22)
+    assert resolve_n_blocks(None, 1, 9_000_000, 110_000 * 128) == resolve_n_blocks(None, 2, 9_000_000, 110_000 * 128)
     for n in (0, 10**5, 10**6, 3 * 10**6, 10**7, 10**8):  # the same model on 1 and 2 threads
         assert resolve_n_blocks(None, 1, n) == resolve_n_blocks(None, 2, n)
         assert use_blocks(n, resolve_n_blocks(None, 1, n)) == (n >= MIN_BLOCK_RATINGS * 64)

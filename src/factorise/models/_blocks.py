@@ -69,6 +69,9 @@ DATA_N_BLOCKS = 32
 BLOCK_TARGET_RATINGS = 8192
 """Ratings per block the default ``n_blocks`` aims at: about 100 KB of ratings, with its rows, in a core's L2."""
 
+BLOCK_ROW_BYTES = 512 * 1024
+"""Bytes of factor rows (a row block's users plus a column block's items) the default ``n_blocks`` aims at."""
+
 MAX_N_BLOCKS = 1024
 """Largest ``n_blocks``: an epoch runs ``n_blocks`` rounds and keeps ``n_blocks ** 2`` offsets and seeds."""
 
@@ -129,14 +132,22 @@ class BlockGrid:
         return np.diff(self.block_ptr).reshape(self.n_blocks, self.n_blocks)
 
 
-def resolve_n_blocks(n_blocks: object, n_threads: int, n_ratings: int | None = None) -> int:
+def resolve_n_blocks(
+    n_blocks: object, n_threads: int, n_ratings: int | None = None, row_bytes: int | None = None
+) -> int:
     """Check ``n_blocks`` against ``n_threads``; ``None`` picks a number from the data and the threads.
 
     ``None`` gives ``max(DEFAULT_N_BLOCKS, 2 * n_threads, min(DATA_N_BLOCKS,
     isqrt(n_ratings // BLOCK_TARGET_RATINGS)))`` (at most
     :data:`MAX_N_BLOCKS`; without ``n_ratings`` the data term is left out):
     8 blocks a side up to about 0.5M ratings, then more, up to 32 from 8.4M
-    ratings on. Since the sweep reads each block's ratings from a contiguous
+    ratings on. With ``row_bytes`` (the bytes of all user and item factor
+    rows) the data term is at least ``ceil(row_bytes / BLOCK_ROW_BYTES)``,
+    so that the rows one block touches fit in 512 KiB, but never more than
+    ``isqrt(n_ratings // MIN_BLOCK_RATINGS)`` (the block sweep's threshold):
+    on the Netflix shape at rank 32 that is 122 blocks a side, where 32 left
+    a block's rows at 1.9 MB and the copy of the ratings bought nothing (the
+    fit took 11.9 s with 32 blocks, 9.2 s with 128; the README's scale section). Since the sweep reads each block's ratings from a contiguous
     copy, smaller blocks keep the block's ratings and its users' and items'
     rows in the core's L2 cache: on 9M ratings, rank 32, 10 epochs, one
     thread, a fit took 3.79 s with 8 blocks, 2.61 s with 16 and 2.58 s with 32
@@ -164,6 +175,8 @@ def resolve_n_blocks(n_blocks: object, n_threads: int, n_ratings: int | None = N
         Threads the sweep will run on (already checked).
     n_ratings : int, optional
         Training ratings, for the default.
+    row_bytes : int, optional
+        Bytes of the user and item factors, for the default (with ``n_ratings``).
 
     Returns
     -------
@@ -178,7 +191,12 @@ def resolve_n_blocks(n_blocks: object, n_threads: int, n_ratings: int | None = N
         If ``n_blocks`` is out of range, in particular smaller than ``n_threads``.
     """
     if n_blocks is None:
-        data = 0 if n_ratings is None else min(DATA_N_BLOCKS, math.isqrt(int(n_ratings) // BLOCK_TARGET_RATINGS))
+        data = 0
+        if n_ratings is not None:
+            data = min(DATA_N_BLOCKS, math.isqrt(int(n_ratings) // BLOCK_TARGET_RATINGS))
+            if row_bytes is not None:
+                rows = -(-int(row_bytes) // BLOCK_ROW_BYTES)
+                data = max(data, min(rows, math.isqrt(int(n_ratings) // MIN_BLOCK_RATINGS)))
         return min(MAX_N_BLOCKS, max(DEFAULT_N_BLOCKS, 2 * int(n_threads), data))
     rule = f"`n_blocks` must be None or an integer with 1 <= n_blocks <= {MAX_N_BLOCKS}"
     if not isinstance(n_blocks, numbers.Integral) or isinstance(n_blocks, (bool, np.bool_)):

@@ -133,8 +133,11 @@ class BiasedMF(RatingModel):
         sweep, whose per-epoch cost a parallel one could only raise.
     n_blocks : int or None, default None
         Blocks per side of the grid; ``None`` picks ``max(8, 2 * n_threads,
-        min(32, isqrt(n_ratings // 8192)))``: 8 up to about 0.5M ratings, 32
-        from 8.4M on (smaller blocks stay in cache; see
+        min(32, isqrt(n_ratings // 8192)), min(ceil(row_bytes / 512 KiB),
+        isqrt(n_ratings // 2000)))`` with ``row_bytes`` the bytes of all
+        factor rows: 8 up to about 0.5M ratings, 32 from 8.4M on, more where
+        the factors are large (122 on the Netflix shape at rank 32), so that a
+        block and its rows stay in cache (see
         :func:`factorise.models._blocks.resolve_n_blocks`). Must be at least
         ``n_threads``.
     block_copy : bool, default True
@@ -270,7 +273,8 @@ class BiasedMF(RatingModel):
         # int32 positions as the serial sweep's. Per row and factor: the
         # factors, the float32 draw they start from, and the best epoch's copy with patience
         size = np.dtype(self.dtype).itemsize
-        n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n_ratings)
+        row_bytes = (int(n_users) + int(n_items)) * int(self.rank) * np.dtype(self.dtype).itemsize
+        n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n_ratings, row_bytes)
         fixed, per_rating = 0, 4 + (8 if self.dtype == "float64" else 0)
         if use_blocks(n_ratings, n_blocks):
             if self.block_copy:
@@ -306,7 +310,8 @@ class BiasedMF(RatingModel):
         self.user_factors_ = (rng.standard_normal((data.n_users, k), dtype=np.float32) * scale).astype(self.dtype)
         self.item_factors_ = (rng.standard_normal((data.n_items, k), dtype=np.float32) * scale).astype(self.dtype)
         n = data.values.shape[0]
-        self._n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n)
+        row_bytes = (data.n_users + data.n_items) * int(self.rank) * np.dtype(self.dtype).itemsize
+        self._n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n, row_bytes)
         if use_blocks(n, self._n_blocks):
             self._grid: BlockGrid | None = make_grid(
                 data.users, data.items, data.n_users, data.n_items, self._n_blocks, rng,
