@@ -79,6 +79,7 @@ import numpy as np
 
 __all__ = [
     "BENCH_INSTALL",
+    "LIBMF_BINDING_LABEL",
     "LIBMF_PARAMS",
     "SURPRISE_SVDPP_DEFAULTS",
     "SURPRISE_SVD_DEFAULTS",
@@ -87,6 +88,7 @@ __all__ = [
     "Fold",
     "Job",
     "LibMFJob",
+    "LibMFNativeJob",
     "Measurement",
     "MethodRun",
     "MethodSpec",
@@ -94,6 +96,7 @@ __all__ = [
     "competitor_specs",
     "is_installed",
     "libmf_job",
+    "libmf_native_job",
     "measure",
     "read_movielens_fold",
     "run_isolated",
@@ -147,6 +150,9 @@ LIBMF_PARAMS: dict[str, Any] = {
 }
 
 _SEED = 0
+
+#: The binding's row: LibMF's code as setuptools compiles it (``benchmarks/libmf_native.py`` builds it at full speed).
+LIBMF_BINDING_LABEL = "LibMF Python binding (no SIMD, no OpenMP)"
 
 #: Training ratings in the untimed warm-up fit.
 _WARMUP_RATINGS = 300_000  # past the block engine's threshold, so every kernel the timed fit runs is loaded
@@ -375,6 +381,60 @@ def libmf_job(fold: Fold, params: dict[str, Any]) -> LibMFJob:
     return LibMFJob(fold, params)
 
 
+class LibMFNativeJob:
+    """LibMF's own ``mf_train`` as its Makefile builds it, through ``benchmarks/libmf_driver.cpp``, on one fold.
+
+    The same LibMF code and settings as :class:`LibMFJob` (the driver starts
+    from ``mf_get_default_param()``: squared loss, L2 0.1 on P and Q, no L1,
+    eta 0.1, 26 bins; ``k``, iterations and threads from ``params``), compiled
+    with LibMF's SSE code and OpenMP and ``-march=native``. The fold is written
+    to a temporary folder (:func:`libmf_native.write_ratings`: the same id
+    mapping as the binding's job); :meth:`fit` runs the driver, and the fit's
+    time and peak memory are the driver's own measurement of the
+    ``mf_train`` call (a C++ process with no interpreter), not the wall clock
+    of starting it (see :func:`measure`).
+
+    Parameters
+    ----------
+    fold : Fold
+    params : dict
+        ``binary`` (the built driver), ``k``, ``iters``, ``threads``.
+    """
+
+    def __init__(self, fold: Fold, params: dict[str, Any]) -> None:
+        import tempfile
+
+        import libmf_native
+
+        self._native = libmf_native
+        self.fold = fold
+        self.params = dict(params)
+        self._folder = tempfile.TemporaryDirectory(prefix="libmf-native-")
+        self.data = libmf_native.write_ratings(Path(self._folder.name), fold)
+        self.own_measurement: tuple[float, int, int | None] | None = None
+
+    def fit(self) -> None:
+        """Run the driver: ``mf_train`` timed by itself, then its clipped predictions written beside the data."""
+        run = self._native.run_driver(
+            Path(self.params["binary"]), self.data, int(self.params["threads"]),
+            k=int(self.params["k"]), iters=int(self.params["iters"]),
+        )  # fmt: skip
+        self.own_measurement = (run.seconds, run.peak_rss_bytes, run.fit_increase_bytes)
+
+    def predict(self) -> np.ndarray:
+        """The driver's predictions (clipped to the training range, LibMF's mean for unknown ids)."""
+        predictions = np.fromfile(self.data / "predictions.f32", dtype="<f4").astype(np.float64)
+        if predictions.shape != self.fold.test_ratings.shape or not np.isfinite(predictions).all():
+            raise RuntimeError("libmf_driver wrote predictions of the wrong shape or non-finite values")
+        self._folder.cleanup()
+        return predictions
+
+
+def libmf_native_job(fold: Fold, params: dict[str, Any]) -> LibMFNativeJob:
+    """LibMF's ``mf_train`` (Makefile build) with ``params`` on ``fold``."""
+    return LibMFNativeJob(fold, params)
+
+
 def _index_of(sorted_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
     """Position of each raw id in ``sorted_ids``; -1 where it is absent."""
     pos = np.searchsorted(sorted_ids, raw)
@@ -513,7 +573,10 @@ def measure(job: Job) -> Measurement:
     """Fit ``job`` timing the fit and measuring peak RSS, then predict.
 
     Run it in a fresh process (:func:`run_isolated` does) for the peak to
-    mean anything, with BLAS pinned as wanted.
+    mean anything, with BLAS pinned as wanted. A job whose fit runs in a
+    process of its own (:class:`LibMFNativeJob`) sets ``own_measurement``
+    to that process's ``(seconds, peak RSS, fit increase)``, which is used
+    instead.
     """
     gc.collect()
     can_reset = _reset_peak_rss()
@@ -527,6 +590,9 @@ def measure(job: Job) -> Measurement:
         peak = _max_rss_since_start()
     elif before is not None:
         increase = max(0, peak - before)
+    own = getattr(job, "own_measurement", None)
+    if own is not None:  # a job whose fit runs in another process measures that fit itself
+        seconds, peak, increase = own
     predictions = np.asarray(job.predict(), dtype=np.float64)
     return Measurement(predictions, seconds, peak, increase)
 
@@ -639,7 +705,7 @@ def competitor_specs(*, svd_tuned: bool = True, svdpp: bool = True) -> list[Meth
         )
     specs.append(
         MethodSpec(
-            "LibMF",
+            LIBMF_BINDING_LABEL,
             libmf_job,
             dict(LIBMF_PARAMS),
             "k=100, L2 0.1 on P and Q, no L1, 20 iterations, eta=0.1, 1 thread, no biases; "

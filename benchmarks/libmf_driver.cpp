@@ -18,7 +18,9 @@
 // reset just before the call (writing 5 to /proc/self/clear_refs, Linux >= 4.0), and VmRSS just before
 // it; where the reset fails, getrusage's ru_maxrss since the process started.
 //
-// Output: one line of JSON on stdout; errors go to stderr with exit status 1 (2 for bad usage).
+// Output: one line of JSON on stdout; errors go to stderr with exit status 1 (2 for bad usage). The clipped
+// held-out predictions are also written to DATA_DIR/predictions.f32 (float32, in the order of the test arrays),
+// after the timing, for benchmarks that score them themselves (benchmarks/movielens.py: RMSE and MAE).
 //
 // Built by benchmarks/scale.py (build_libmf_driver), either with LibMF's mf.cpp from the libmf 0.9.2
 // source distribution and LibMF's Makefile flags, or linked against the libmf binding's shared library.
@@ -158,12 +160,24 @@ int main(int argc, char **argv) {
         const double seconds = std::chrono::duration<double>(stop - start).count();
 
         double sse = 0.0, sse_unclipped = 0.0;
+        std::vector<float> predictions(test.values.size());
         for (std::size_t j = 0; j < test.values.size(); ++j) {
             const double z = mf::mf_predict(model, test.users[j], test.items[j]);
+            const double clipped = std::min<double>(high, std::max<double>(low, z));
             const double e = test.values[j] - z;
-            const double c = test.values[j] - std::min<double>(high, std::max<double>(low, z));
+            const double c = test.values[j] - clipped;
             sse_unclipped += e * e;
             sse += c * c;
+            predictions[j] = static_cast<float>(clipped);
+        }
+        {
+            const std::string path = dir + "/predictions.f32";
+            std::ofstream out(path, std::ios::binary | std::ios::trunc);
+            if (!predictions.empty())
+                out.write(reinterpret_cast<const char *>(predictions.data()),
+                          static_cast<std::streamsize>(predictions.size() * sizeof(float)));
+            if (!out)
+                throw std::runtime_error(path + ": cannot write the predictions");
         }
         const double n_test = static_cast<double>(test.values.size());
         const double rmse = test.values.empty() ? NAN : std::sqrt(sse / n_test);

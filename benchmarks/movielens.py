@@ -10,7 +10,9 @@ For each split ``i`` of ``--folds`` (default 1..5) every method trains on
 ``u{i}.base`` and predicts ``u{i}.test`` of the MovieLens 100K directory
 ``--data``. The table gives, per method: RMSE and MAE (the mean over folds of
 each fold's value), the fit time per fold (median over folds), its ratio to
-LibMF's, and the peak resident memory. Each method runs in its own fresh
+LibMF's (its own ``mf_train`` built as LibMF's Makefile builds it, see
+``--libmf-build``; the Python binding's where that cannot be built), and the
+peak resident memory. Each method runs in its own fresh
 process, one untimed warm-up fit first (it compiles or loads the numba
 kernels), BLAS pinned to one thread; see ``benchmarks/competitors.py`` for
 exactly what is timed and measured and for the competitors' settings.
@@ -31,7 +33,9 @@ import math
 import os
 import platform
 import sys
+import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +46,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the benchmarks folder is not a package: competitors.py is imported from beside this file
 from competitors import (
     BENCH_INSTALL,
+    LIBMF_PARAMS,
     Fold,
     MethodRun,
     MethodSpec,
     competitor_specs,
+    libmf_native_job,
     read_movielens_fold,
     run_isolated,
 )
+from libmf_native import BUILDS, DEFAULT_CACHE, LibMFSourceUnavailable, build_libmf_driver, fetch_libmf_source
 
 logger = logging.getLogger("movielens")
 
@@ -120,6 +127,33 @@ def factorise_rows(*, quick: bool) -> list[MethodSpec | MethodRun]:
     return out
 
 
+def native_libmf_row(build: str, cache: Path, directory: Path) -> MethodSpec | MethodRun:
+    """LibMF's own ``mf_train`` through ``benchmarks/libmf_driver.cpp``, built into ``directory``.
+
+    ``build`` as in ``benchmarks/scale.py``: ``"makefile"`` compiles LibMF's
+    source (downloaded once into ``cache``) with its Makefile's flags (SSE,
+    OpenMP, ``-march=native``), ``"binding"`` links the installed binding's
+    library (no download; no SIMD, no OpenMP). The settings are the binding
+    row's (:data:`competitors.LIBMF_PARAMS`: ``k``, iterations and threads
+    passed, the rest ``mf_get_default_param()``'s equal values). A missing g++,
+    binding or source distribution makes the row unavailable, not failed.
+    """
+    label = BUILDS[build]
+    params = {"k": LIBMF_PARAMS["k"], "iters": LIBMF_PARAMS["nr_iters"], "threads": LIBMF_PARAMS["nr_threads"]}
+    try:
+        source = fetch_libmf_source(cache) if build == "makefile" else None
+        binary = build_libmf_driver(directory, build, source=source)
+    except (FileNotFoundError, LibMFSourceUnavailable) as exc:
+        return MethodRun(label, error=f"unavailable: {exc}")
+    settings = (
+        f"our driver `benchmarks/libmf_driver.cpp` calling `mf_train`: k={params['k']}, "
+        f"{params['iters']} iterations, {params['threads']} thread, and `mf_get_default_param()`'s L2 0.1 on P and "
+        "Q, no L1, eta=0.1 (the binding row's settings); the time and peak are the driver's own measurement of "
+        "the `mf_train` call; predictions clipped to the rating range"
+    )
+    return MethodSpec(label, libmf_native_job, {**params, "binary": str(binary)}, settings, is_reference=True)
+
+
 # ------------------------------------------------------------------------ report
 def fold_metrics(run: MethodRun, folds: Sequence[Fold]) -> tuple[float, float]:
     """Mean over folds of each fold's RMSE and MAE."""
@@ -146,6 +180,10 @@ def render_table(runs: Sequence[MethodRun], specs: dict[str, MethodSpec], folds:
     reference = next((r for r in runs if specs.get(r.label, None) and specs[r.label].is_reference), None)
     reference_seconds = reference.median_fit_seconds if reference is not None and reference.error is None else math.nan
     reference_label = reference.label if reference is not None else "LibMF"
+    if "mf_train" in reference_label:
+        reference_label = "mf_train"
+    elif "binding" in reference_label:
+        reference_label = "LibMF binding"
     columns = ["method", "RMSE", "MAE", "fit s/fold (median)", f"fit time / {reference_label}"]
     header = "| " + " | ".join([*columns, "peak RSS, MiB (fit's increase)"]) + " |"
     lines = [header, "|---|---|---|---|---|---|"]
@@ -247,6 +285,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--require-competitors", action="store_true", help="exit with status 1 if a competitor is not installed"
     )
+    parser.add_argument(
+        "--libmf-build",
+        choices=(*BUILDS, "none"),
+        default="makefile",
+        help="LibMF's own mf_train row: 'makefile' (its source from PyPI, LibMF's Makefile flags; the default), "
+        "'binding' (the installed binding's library: no download, no SIMD, no OpenMP) or 'none' (no such row)",
+    )
+    parser.add_argument(
+        "--libmf-cache",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where LibMF's source distribution is downloaded once and reused (default {DEFAULT_CACHE})",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
@@ -262,6 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows = factorise_rows(quick=args.quick)
     rows += competitor_specs(svd_tuned=not args.quick, svdpp=not (args.quick or args.no_svdpp))
+    build_folder = tempfile.TemporaryDirectory(prefix="movielens-libmf-")
+    if args.libmf_build != "none":
+        native = native_libmf_row(args.libmf_build, args.libmf_cache, Path(build_folder.name))
+        if isinstance(native, MethodSpec):  # the reference of the time ratios is then this build, not the binding
+            rows = [replace(r, is_reference=False) if isinstance(r, MethodSpec) else r for r in rows]
+        rows.append(native)
     specs = {row.label: row for row in rows if isinstance(row, MethodSpec)}
     runs: list[MethodRun] = []
     for row in rows:
