@@ -135,6 +135,11 @@ def test_fit_memory_estimate_grows_with_what_it_holds() -> None:
     # the block copy costs 12 bytes a rating more than the lean layout's int32 positions
     copy, lean = (BiasedMF(rank=8, block_copy=c).estimate_fit_memory(10**7, 10**4, 10**3) for c in (True, False))
     assert copy - lean >= 12 * 10**7
+    # reordering the ratings in place: 8 bytes a rating at most (block ids, then a scratch column)
+    in_place = BiasedMF(rank=8, block_copy="in-place").estimate_fit_memory(10**7, 10**4, 10**3)
+    assert lean < in_place <= lean + 5 * 10**7 and copy - in_place >= 8 * 10**7  # (estimates carry a margin)
+    in_place64 = BiasedMF(rank=8, block_copy="in-place", dtype="float64").estimate_fit_memory(10**7, 10**4, 10**3)
+    assert in_place64 == BiasedMF(rank=8, dtype="float64").estimate_fit_memory(10**7, 10**4, 10**3)  # it copies
     with pytest.raises(TypeError, match=r"`rank` must be an integer >= 1; got 'x'"):
         BiasedMF(rank="x").estimate_fit_memory(10, 2, 2)
     with pytest.raises(ValueError, match=r"`n_users` must be an integer >= 0; got -1"):
@@ -326,8 +331,9 @@ def test_a_string_rank_is_a_type_error_naming_the_rule(cls: type) -> None:
         (BiasedMF, {"learning_rate": "fast"}, TypeError, r"`learning_rate` must be a finite real number > 0; got 'fast'"),
         (BiasedMF, {"dtype": 32}, ValueError, r"`dtype` must be 'float32' or 'float64'; got 32"),
         (BiasedMF, {"n_blocks": 0}, ValueError, r"`n_blocks` must be None or an integer with 1 <= n_blocks <= 1024; got 0"),
-        (BiasedMF, {"block_copy": "no"}, TypeError, r"`block_copy` must be True or False; got 'no' of type str"),
-        (BiasedMF, {"block_copy": 0}, TypeError, r"`block_copy` must be True or False; got 0 of type int"),
+        (BiasedMF, {"block_copy": "no"}, TypeError, r"`block_copy` must be True, False or 'in-place'; got 'no' of type str"),
+        (BiasedMF, {"block_copy": "inplace"}, TypeError, r"`block_copy` must be True, False or 'in-place'; got 'inplace'"),
+        (BiasedMF, {"block_copy": 0}, TypeError, r"`block_copy` must be True, False or 'in-place'; got 0 of type int"),
         (ALS, {"regularization": -1.0}, ValueError, r"`regularization` must be a finite real number >= 0; got -1.0"),
         (SoftImpute, {"shrinkage": 1.5}, ValueError, r"`shrinkage` must be a real number with 0 <= shrinkage < 1; got 1.5"),
         (Baseline, {"patience": -1}, ValueError, r"`patience` must be an integer >= 0; got -1"),

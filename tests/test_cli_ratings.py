@@ -212,3 +212,37 @@ def test_plot_without_matplotlib_fails_before_fitting(
     assert code == 2
     assert "plotting needs matplotlib: pip install 'factorise[plot]'" in capsys.readouterr().err
     assert read == []  # nothing was read or fitted
+
+
+def test_fit_reorders_its_own_ratings_in_place_and_fits_the_library_s_model(tmp_path: Path) -> None:
+    """``factorise fit`` gives its ratings to the block sweep (``block_copy="in-place"``): the same model."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import factorise
+    from factorise.models import load_model
+
+    rng = np.random.default_rng(8)
+    n = 150_000  # above the block sweep's threshold at 8 blocks
+    cells = rng.choice(3000 * 800, n, replace=False)
+    path = tmp_path / "ratings.parquet"
+    table = {"user": cells // 800, "item": cells % 800, "rating": rng.uniform(1, 5, n), "time": rng.integers(0, 9, n)}
+    pq.write_table(pa.table(table), path)
+    saved = tmp_path / "m.npz"
+    result = run("fit", str(path), "--rank", "4", "--epochs", "2", "--seed", "5", "--threads", "2",
+                 "--save", str(saved), "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["params"]["block_copy"] == "in-place"
+    cli = load_model(saved)
+    library = factorise.BiasedMF(rank=4, n_epochs=2, random_state=5, n_threads=2)
+    library.fit(factorise.read_ratings(path))
+    assert library.block_copy is True
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_array_equal(getattr(cli, name), getattr(library, name), err_msg=name)
+    assert [h["train_rmse"] for h in cli.history_] == [h["train_rmse"] for h in library.history_]
+    user = cli.user_ids_.ids[0]
+    assert list(cli.recommend(user, 10).items) == list(library.recommend(user, 10).items)
+
+    explicit = run("fit", str(path), "--rank", "4", "--epochs", "1", "-p", "block_copy=true", "--json")
+    assert explicit.returncode == 0, explicit.stderr
+    assert json.loads(explicit.stdout)["params"]["block_copy"] is True  # the user's choice is kept

@@ -539,3 +539,82 @@ def test_block_copy_false_fits_the_same_model_bit_for_bit() -> None:
     ]
     for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
         np.testing.assert_array_equal(getattr(fits[0], name), getattr(fits[1], name))
+
+
+def _distinct_ratings(seed: int, n: int, n_users: int = 2000, n_items: int = 700, stamps: bool = True) -> Ratings:
+    rng = np.random.default_rng(seed)
+    cells = rng.choice(n_users * n_items, n, replace=False)  # distinct (user, item) pairs
+    times = rng.integers(0, 2**40, n) if stamps else None
+    return Ratings.from_raw(cells // n_items + 10, cells % n_items, rng.uniform(1, 5, n), times)
+
+
+def _as_set(ratings: Ratings) -> set[tuple]:
+    stamps = ratings.timestamps.tolist() if ratings.timestamps is not None else [None] * len(ratings)
+    return set(zip(ratings.raw_users.tolist(), ratings.raw_items.tolist(), ratings.values.tolist(), stamps, strict=True))
+
+
+def _same_fit(a: BiasedMF, b: BiasedMF) -> None:
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.history_ == b.history_
+    for u in range(0, len(a.user_ids_), 97):  # the same rated items, in whatever order
+        rated = [set(m._rated_items[m._rated_indptr[u] : m._rated_indptr[u + 1]].tolist()) for m in (a, b)]
+        assert rated[0] == rated[1]
+
+
+@pytest.mark.parametrize("sample", [False, True])  # the training RMSE on all ratings, or on a fixed sample
+def test_block_copy_in_place_reorders_the_ratings_and_fits_the_same_model(
+    sample: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from factorise.models import _base
+
+    if sample:
+        monkeypatch.setattr(_base, "TRAIN_RMSE_SAMPLE", 50_000)
+    ratings = _distinct_ratings(4, 140_000)
+    before = _as_set(ratings)
+    users = ratings.users
+    copied = BiasedMF(rank=4, n_epochs=2, random_state=3, n_threads=2, block_copy=True).fit(ratings)
+    assert _as_set(ratings) == before and np.array_equal(ratings.users, users)  # the copy leaves them alone
+    original = ratings.users.copy()
+    in_place = BiasedMF(rank=4, n_epochs=2, random_state=3, n_threads=2, block_copy="in-place").fit(ratings)
+    _same_fit(copied, in_place)
+    assert ratings.users is users  # the same arrays, reordered: still the same ratings, timestamps paired
+    assert not np.array_equal(ratings.users, original)
+    assert _as_set(ratings) == before
+    assert ratings.deduplicated() is ratings
+
+
+def test_block_copy_in_place_keeps_compacted_and_original_ratings_consistent() -> None:
+    """Ids with no rating make the fit compact the ratings: the original's arrays are reordered alike."""
+    full = _distinct_ratings(5, 150_000)
+    keep = full.raw_users != full.raw_users[0]  # a user of the id map with no rating left
+    ratings = full.subset(keep)
+    assert ratings.compact() is not ratings
+    before = _as_set(ratings)
+    copied = BiasedMF(rank=4, n_epochs=2, random_state=1, n_threads=1).fit(ratings)
+    in_place = BiasedMF(rank=4, n_epochs=2, random_state=1, n_threads=1, block_copy="in-place").fit(ratings)
+    _same_fit(copied, in_place)
+    assert _as_set(ratings) == before
+
+
+@pytest.mark.parametrize("case", ["read-only", "float64", "shared"])
+def test_block_copy_in_place_copies_where_it_cannot_reorder(case: str, caplog: pytest.LogCaptureFixture) -> None:
+    ratings = _distinct_ratings(6, 140_000, stamps=False)
+    dtype = "float64" if case == "float64" else "float32"
+    if case == "read-only":
+        ratings.items.setflags(write=False)
+    if case == "shared":  # timestamps over the users' memory: reordering one would scramble the other
+        buffer = np.zeros(2 * len(ratings), np.int32)
+        buffer[: len(ratings)] = ratings.users
+        stamps = buffer.view(np.int64)
+        ratings = Ratings(buffer[: len(ratings)], ratings.items, ratings.values, ratings.user_ids, ratings.item_ids,
+                          stamps)  # fmt: skip
+    snapshot = [a.copy() for a in (ratings.users, ratings.items, ratings.values)]
+    copied = BiasedMF(rank=4, n_epochs=1, random_state=2, n_threads=1, dtype=dtype).fit(ratings)
+    with caplog.at_level("INFO", logger="factorise.models.sgd"):
+        in_place = BiasedMF(rank=4, n_epochs=1, random_state=2, n_threads=1, dtype=dtype, block_copy="in-place")
+        in_place.fit(ratings)
+    assert "cannot reorder these ratings" in caplog.text and "copying them instead" in caplog.text
+    _same_fit(copied, in_place)
+    for a, b in zip((ratings.users, ratings.items, ratings.values), snapshot, strict=True):
+        np.testing.assert_array_equal(a, b)  # left as they were

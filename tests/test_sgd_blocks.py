@@ -567,3 +567,103 @@ def test_fused_shuffle_and_sweep_equals_the_two_kernels(seed: int) -> None:
     np.testing.assert_array_equal(index2, grid.index)
     for a, b in zip(state, other):
         np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------------ the block order made in place
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_ratings=st.integers(0, 3000),
+    n_blocks=st.integers(1, 6),
+    n_chunks=st.integers(1, 9),
+    key_dtype=st.sampled_from([np.uint16, np.uint32]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_in_place_kernels_match_reference_exactly(
+    n_ratings: int, n_blocks: int, n_chunks: int, key_dtype: type, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, 50, n_ratings).astype(np.int32)
+    items = rng.integers(0, 40, n_ratings).astype(np.int32)
+    row_block = rng.integers(0, n_blocks, 50).astype(np.int32)
+    col_block = rng.integers(0, n_blocks, 40).astype(np.int32)
+    column = rng.integers(-(2**31), 2**31 - 1, n_ratings).astype(np.int32)
+    results = []
+    for kernels in (sgd_blocks, sgd_blocks_reference):
+        keys = np.empty(n_ratings, key_dtype)
+        assert kernels.block_keys(users, items, row_block, col_block, n_blocks, keys) == n_ratings
+        block_ptr = np.empty(n_blocks**2 + 1, np.int64)
+        sgd_blocks_reference.block_offsets(users, items, row_block, col_block, n_blocks, block_ptr)
+        starts = kernels.chunk_starts(keys, block_ptr, n_chunks)
+        moved = column.copy()
+        assert kernels.permute_by_block(keys, starts, moved, np.empty(n_ratings, np.int32)) == n_ratings
+        index = np.full(n_ratings, 7, np.uint16)
+        assert kernels.reset_index(block_ptr, index) == n_ratings
+        results.append((keys, starts, moved, index))
+    for a, b in zip(results[0], results[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    keys, starts, moved, index = results[0]
+    # the stable sort by block, for any cut into chunks: the scatter's order
+    np.testing.assert_array_equal(moved, column[np.argsort(block_of_arrays(row_block, col_block, n_blocks, users,
+                                                                           items), kind="stable")])  # fmt: skip
+    np.testing.assert_array_equal(keys, block_of_arrays(row_block, col_block, n_blocks, users, items))
+
+
+def block_of_arrays(row_block: np.ndarray, col_block: np.ndarray, n_blocks: int, users: np.ndarray,
+                    items: np.ndarray) -> np.ndarray:  # fmt: skip
+    return row_block[users].astype(np.int64) * n_blocks + col_block[items]
+
+
+@pytest.mark.parametrize("n_blocks", [3, 40, 300])  # 300**2 block ids need uint32 keys, then a separate index
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_grid_in_place_is_the_copy_reordering_the_callers_arrays(n_blocks: int, n_threads: int) -> None:
+    rng = np.random.default_rng(n_blocks)
+    n, n_users, n_items = 200_000, 4000, 3000
+    users = rng.integers(0, n_users, n).astype(np.int32)
+    items = rng.integers(0, n_items, n).astype(np.int32)
+    values = rng.uniform(1, 5, n).astype(np.float32)
+    stamps = rng.integers(-(2**62), 2**62, n)  # 8 bytes an entry: moved as two 4-byte halves
+    weights = rng.uniform(0, 1, n).astype(np.float32)
+    copied = make_grid(users, items, n_users, n_items, n_blocks, np.random.default_rng(3), values=values)
+    mine = [users.copy(), items.copy(), values.copy(), stamps.copy(), weights.copy()]
+    grid = make_grid(mine[0], mine[1], n_users, n_items, n_blocks, np.random.default_rng(3), values=mine[2],
+                     n_threads=n_threads, copy="in-place", also=(mine[3], mine[4]))  # fmt: skip
+    assert grid.users is mine[0] and grid.items is mine[1] and grid.values is mine[2] and grid.copied
+    for field in ("users", "items", "values", "index", "block_ptr", "row_block", "col_block"):
+        np.testing.assert_array_equal(getattr(grid, field), getattr(copied, field), err_msg=field)
+    assert grid.index.dtype == copied.index.dtype == np.uint16
+    order = np.argsort(block_of(copied, users, items), kind="stable")
+    np.testing.assert_array_equal(mine[3], stamps[order])  # the extra arrays stay paired with their ratings
+    np.testing.assert_array_equal(mine[4], weights[order])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: a[0].setflags(write=False), "reorders users itself: it must be C-contiguous and writeable"),
+        (lambda a: a.__setitem__(1, a[1].astype(np.int64)), "items must be of dtype int32; got int64"),
+        (lambda a: a.__setitem__(3, np.zeros(5)), r"also\[0\] must be 1-D with 1000 entries"),
+        (lambda a: a.__setitem__(3, np.zeros(1000, np.int16)), r"also\[0\] must have 4 or 8 bytes an entry"),
+        (lambda a: a.__setitem__(2, a[2].astype(np.float64)), "values must be of dtype float32"),
+    ],
+)
+def test_grid_in_place_refuses_arrays_it_cannot_reorder_and_changes_nothing(change, message: str) -> None:
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 30, 1000).astype(np.int32), rng.integers(0, 20, 1000).astype(np.int32),
+              rng.uniform(1, 5, 1000).astype(np.float32), rng.integers(0, 9, 1000)]  # fmt: skip
+    change(arrays)
+    before = [a.copy() for a in arrays]
+    with pytest.raises(ValueError, match=message):
+        make_grid(arrays[0], arrays[1], 30, 20, 3, np.random.default_rng(1), values=arrays[2], copy="in-place",
+                  also=(arrays[3],))  # fmt: skip
+    for a, b in zip(arrays, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_grid_in_place_keeps_float32_values_only() -> None:
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 30, 100).astype(np.int32), rng.integers(0, 20, 100).astype(np.int32)
+    with pytest.raises(ValueError, match="keeps the values as they are, float32; got dtype float64"):
+        make_grid(users, items, 30, 20, 3, np.random.default_rng(1), values=np.ones(100, np.float32),
+                  dtype=np.float64, copy="in-place")  # fmt: skip

@@ -114,6 +114,10 @@ class TrainData:
     global_mean: float
     _by_user: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     _by_item: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    #: The :class:`Ratings` whose arrays hold these ratings (the caller's, and its compacted form):
+    #: a model that reorders the ratings in place (``BiasedMF(block_copy="in-place")``) reorders
+    #: all of their arrays alike, so that each stays the same ratings.
+    holders: tuple[Ratings, ...] = ()
 
     def by_user(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CSR view ``(indptr, items, values)``: user ``u``'s ratings at ``indptr[u]:indptr[u+1]``."""
@@ -394,7 +398,8 @@ class RatingModel:
             or the model's settings are the cause. No NaN factors are kept.
         """
         self.validate_params()
-        train = as_training_ratings(ratings).compact()
+        given = as_training_ratings(ratings)
+        train = given.compact()
         data = TrainData(
             users=np.ascontiguousarray(train.users, dtype=np.int32),
             items=np.ascontiguousarray(train.items, dtype=np.int32),
@@ -402,6 +407,7 @@ class RatingModel:
             n_users=train.n_users,
             n_items=train.n_items,
             global_mean=float(np.mean(train.values, dtype=np.float64)),
+            holders=(given,) if train is given else (given, train),
         )
         self._check_params(data)
         n_steps = int(getattr(self, self._steps_param))
@@ -442,8 +448,12 @@ class RatingModel:
         callback: EpochCallback | None,
     ) -> None:
         """The fit's loop: initialise, step, record, stop early; raise DivergenceError on NaN/inf."""
+        self._early_probe: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._initialize(data, rng)
-        train_probe = _train_probe(data, rng)
+        # a model that reorders the ratings draws the sample in _initialize, before it does, at the
+        # same point of the random stream as here: the same sample either way
+        train_probe = self._early_probe if self._early_probe is not None else _train_probe(data, rng)
+        self._early_probe = None
         self.history_ = []
         best_rmse, best_state, since_best = math.inf, None, 0
         for step in range(1, n_steps + 1):

@@ -38,10 +38,15 @@ import numpy as np
 
 from factorise._threads import parallel_section
 from factorise.kernels.sgd_blocks import (
+    block_keys,
     block_offsets,
+    chunk_starts,
     count_units,
     group_by_block,
+    permute_by_block,
+    reset_index,
     scatter_by_block,
+    scatter_chunks,
     shuffle_sgd_blocks_epoch,
 )
 
@@ -52,6 +57,8 @@ __all__ = [
     "UNIT",
     "UNIT_MIN_PER_BLOCK",
     "BlockGrid",
+    "assign_blocks",
+    "build_grid",
     "draw_epoch",
     "latin_schedule",
     "make_grid",
@@ -257,7 +264,8 @@ def make_grid(
     dtype: Any = np.float32,
     balance: bool = True,
     n_threads: int = 1,
-    copy: bool = True,
+    copy: bool | str = True,
+    also: tuple[np.ndarray, ...] = (),
 ) -> BlockGrid:
     """Cut users and items into ``n_blocks`` random blocks each and copy the ratings into block order.
 
@@ -303,11 +311,19 @@ def make_grid(
         Balance the blocks' rating counts (see above).
     n_threads : int, default 1
         Threads for the copy (the result does not depend on it).
-    copy : bool, default True
+    copy : bool or "in-place", default True
         False: no copy; the grid keeps int32 positions into the caller's
         arrays, 4 bytes a rating (``values`` is cast to ``dtype`` if it is
-        not of it). A sweep visits the same ratings in the same order either
-        way, so the fitted model is the same; the copy is faster.
+        not of it). ``"in-place"``: the caller's ``users``, ``items`` and
+        ``values`` (and the arrays of ``also``) are themselves reordered
+        into block order and become the grid's: 2 bytes a rating stay (the
+        visiting order) and 6 more are needed while it is made, where the
+        copy needs 14 beside the caller's 12 (see :func:`build_grid`). A sweep
+        visits the same ratings in the same order every way, so the fitted
+        model is the same; the lean layout is the slowest.
+    also : tuple of numpy.ndarray, default ()
+        With ``copy="in-place"``: more arrays of one entry per rating
+        (timestamps, say) reordered with the ratings, so that they stay paired.
 
     Returns
     -------
@@ -315,9 +331,70 @@ def make_grid(
         With the ratings in ascending position within each block and
         ``index`` ``0 .. size - 1`` within each block.
     """
-    row_block = _assign(users, n_users, n_blocks, rng, balance)
-    col_block = _assign(items, n_items, n_blocks, rng, balance)
+    row_block, col_block = assign_blocks(users, items, n_users, n_items, n_blocks, rng, balance=balance)
+    return build_grid(
+        users, items, row_block, col_block, n_blocks, values=values, dtype=dtype, n_threads=n_threads, copy=copy,
+        also=also,
+    )  # fmt: skip
+
+
+def assign_blocks(
+    users: np.ndarray,
+    items: np.ndarray,
+    n_users: int,
+    n_items: int,
+    n_blocks: int,
+    rng: np.random.Generator,
+    *,
+    balance: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first half of :func:`make_grid`: the row block of each user and the column block of each item.
+
+    Every random draw of :func:`make_grid` is made here (in the order its
+    docstring gives); :func:`build_grid` draws nothing.
+
+    Returns
+    -------
+    row_block : numpy.ndarray of int32, shape (n_users,)
+    col_block : numpy.ndarray of int32, shape (n_items,)
+    """
+    return _assign(users, n_users, n_blocks, rng, balance), _assign(items, n_items, n_blocks, rng, balance)
+
+
+def build_grid(
+    users: np.ndarray,
+    items: np.ndarray,
+    row_block: np.ndarray,
+    col_block: np.ndarray,
+    n_blocks: int,
+    *,
+    values: np.ndarray | None = None,
+    dtype: Any = np.float32,
+    n_threads: int = 1,
+    copy: bool | str = True,
+    also: tuple[np.ndarray, ...] = (),
+) -> BlockGrid:
+    """The second half of :func:`make_grid`: the ratings in block order, for blocks from :func:`assign_blocks`.
+
+    With ``copy="in-place"`` the block id of every rating is kept (2 bytes,
+    4 past 65,536 blocks), each 4-byte column (``users``, ``items``, the
+    float32 ``values``, each half of an 8-byte array of ``also``) is
+    scattered into one scratch column (4 bytes a rating) and copied back,
+    and the block ids' array then becomes the visiting order where their
+    types agree: the same order as the copy's, stable within each block, for
+    any ``n_threads``.
+
+    Raises
+    ------
+    ValueError
+        With ``copy="in-place"``, if an array is not writeable, not
+        C-contiguous or not of its type (int32 ``users`` and ``items``,
+        ``values`` of ``dtype``, float32, an array of ``also`` of 4 or 8 bytes an
+        entry), or of another length: nothing is then changed.
+    """
     n_ratings = users.shape[0]
+    if copy == "in-place":
+        return _grid_in_place(users, items, values, row_block, col_block, n_blocks, dtype, n_threads, also)
     if values is None:
         values = np.zeros(n_ratings, dtype=dtype)
     if not copy:
@@ -338,6 +415,58 @@ def make_grid(
             users, items, values, row_block, col_block, n_blocks, block_ptr, out_users, out_items, out_values, index
         )
     return BlockGrid(n_blocks, row_block, col_block, out_users, out_items, out_values, index, block_ptr)
+
+
+def _grid_in_place(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray | None,
+    row_block: np.ndarray,
+    col_block: np.ndarray,
+    n_blocks: int,
+    dtype: Any,
+    n_threads: int,
+    also: tuple[np.ndarray, ...],
+) -> BlockGrid:
+    """:func:`build_grid` with ``copy="in-place"``."""
+    n = users.shape[0]
+    if values is None:
+        raise ValueError('make_grid(copy="in-place") needs the values to reorder; got none')
+    columns: list[np.ndarray] = []
+    named = [("users", users, np.int32), ("items", items, np.int32), ("values", values, np.float32)]
+    named += [(f"also[{j}]", a, None) for j, a in enumerate(also)]
+    if np.dtype(dtype) != np.float32:
+        raise ValueError(f'make_grid(copy="in-place") keeps the values as they are, float32; got dtype {np.dtype(dtype)}')
+    for name, array, kind in named:
+        if array.ndim != 1 or array.shape[0] != n:
+            raise ValueError(f"{name} must be 1-D with {n} entries (one per rating); got shape {array.shape}")
+        if not (array.flags.c_contiguous and array.flags.writeable):
+            raise ValueError(f'make_grid(copy="in-place") reorders {name} itself: it must be C-contiguous and writeable')
+        if kind is not None and array.dtype != kind:
+            raise ValueError(f"{name} must be of dtype {np.dtype(kind)}; got {array.dtype}")
+        if array.dtype.itemsize not in (4, 8):
+            raise ValueError(f"{name} must have 4 or 8 bytes an entry; got {array.dtype} ({array.dtype.itemsize})")
+        words = array.view(np.int32).reshape(n, array.dtype.itemsize // 4)
+        columns += [words[:, w] if words.shape[1] > 1 else array.view(np.int32) for w in range(words.shape[1])]
+    n_cells = n_blocks * n_blocks
+    keys = np.empty(n, dtype=np.uint16 if n_cells <= 2**16 else np.uint32)
+    block_ptr = np.empty(n_cells + 1, dtype=np.int64)
+    with parallel_section(n_threads):
+        block_keys(users, items, row_block, col_block, n_blocks, keys)
+        largest = block_offsets(users, items, row_block, col_block, n_blocks, block_ptr)
+        starts = chunk_starts(keys, block_ptr, scatter_chunks(n, n_cells))
+        scratch = np.empty(n, dtype=np.int32)
+        for column in columns:
+            permute_by_block(keys, starts, column, scratch)
+        del scratch, starts, columns
+        index_dtype = np.uint16 if largest <= 2**16 else np.uint32 if largest <= 2**32 else np.int64
+        if keys.dtype != index_dtype:
+            del keys
+            index = np.empty(n, dtype=index_dtype)
+        else:
+            index = keys  # the block ids are no longer needed: their array becomes the visiting order
+        reset_index(block_ptr, index)
+    return BlockGrid(n_blocks, row_block, col_block, users, items, values, index, block_ptr)
 
 
 def _assign(keys: np.ndarray, n: int, n_blocks: int, rng: np.random.Generator, balance: bool) -> np.ndarray:

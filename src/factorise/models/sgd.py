@@ -67,8 +67,15 @@ import numpy as np
 from factorise._validation import check_non_negative_float, check_positive_float
 from factorise.kernels.ratings import sum_squared_deviation
 from factorise.kernels.sgd_ratings import sgd_ratings_epoch
-from factorise.models._base import RatingModel, TrainData
-from factorise.models._blocks import BlockGrid, make_grid, resolve_n_blocks, sgd_blocks_sweep, use_blocks
+from factorise.models._base import TRAIN_RMSE_SAMPLE, RatingModel, TrainData, _train_probe
+from factorise.models._blocks import (
+    BlockGrid,
+    assign_blocks,
+    build_grid,
+    resolve_n_blocks,
+    sgd_blocks_sweep,
+    use_blocks,
+)
 
 __all__ = ["BiasedMF"]
 
@@ -147,7 +154,19 @@ class BiasedMF(RatingModel):
         cache miss on almost every rating. The model is the same bit for bit;
         on 9M ratings, rank 32, the lean fit took 1.5-1.7 times as long
         (``benchmarks/scale.py --only 10m``). False is for data whose copy would not fit
-        in memory (1.4 GB for 100M ratings).
+        in memory (1.4 GB for 100M ratings). ``"in-place"``: no copy either,
+        but the given :class:`~factorise.data.Ratings` are themselves reordered
+        into block order (users, items, values and timestamps alike, so they
+        stay the same ratings, in another order) and the sweep reads them as
+        fast as a copy: 2 bytes a rating stay, 6 more while they are reordered.
+        The fitted model is the same bit for bit (the training-RMSE sample of
+        ``history_`` too; the lists of rated items that ``recommend`` leaves
+        out hold the same items in another order). For callers who do not
+        need the ratings' order (``factorise fit`` does this). Where the
+        ratings cannot be reordered without touching arrays they share with
+        other ratings (after id compaction), or ``dtype`` is float64, the fit
+        copies instead and logs it. Ratings read from a file, a DataFrame or
+        arrays are the fit's own, and are simply reordered.
     dtype : {"float32", "float64"}, default "float32"
         Precision of the biases and factors (and of the SGD arithmetic).
 
@@ -223,7 +242,7 @@ class BiasedMF(RatingModel):
         random_state: Any = None,
         n_threads: int | None = None,
         n_blocks: int | None = None,
-        block_copy: bool = True,
+        block_copy: bool | str = True,
         dtype: str = "float32",
     ) -> None:
         self.rank = rank
@@ -248,9 +267,12 @@ class BiasedMF(RatingModel):
         check_positive_float(self.bias_learning_rate, "bias_learning_rate")
         check_non_negative_float(self.bias_regularization, "bias_regularization")
         _check_decay(self.learning_rate_decay, "learning_rate_decay")
-        if not isinstance(self.block_copy, (bool, np.bool_)):
+        if not isinstance(self.block_copy, (bool, np.bool_)) and not (
+            isinstance(self.block_copy, str) and self.block_copy == "in-place"
+        ):
             raise TypeError(
-                f"`block_copy` must be True or False; got {self.block_copy!r} of type {type(self.block_copy).__name__}"
+                f"`block_copy` must be True, False or 'in-place'; got {self.block_copy!r} of type "
+                f"{type(self.block_copy).__name__}"
             )
         check_positive_float(self.init_std, "init_std")
         if not isinstance(self.dtype, str) or self.dtype not in ("float32", "float64"):
@@ -270,14 +292,20 @@ class BiasedMF(RatingModel):
         # per rating: the serial sweep's int32 visiting order and, for dtype float64, a float64 copy
         # of the ratings; the block sweep's copy of the ratings in block order (int32 user and item,
         # the value in the dtype) and its visiting order (at most 4 bytes), or with block_copy=False
-        # int32 positions as the serial sweep's. Per row and factor: the
+        # int32 positions as the serial sweep's; with "in-place" (float32) the caller's ratings are
+        # reordered: the block ids and a scratch column while that runs (estimated as if it does:
+        # ratings that share arrays with others are copied instead, which factorise fit never gives). Per row and factor: the
         # factors, the float32 draw they start from, and the best epoch's copy with patience
         size = np.dtype(self.dtype).itemsize
         row_bytes = (int(n_users) + int(n_items)) * int(self.rank) * np.dtype(self.dtype).itemsize
         n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n_ratings, row_bytes)
         fixed, per_rating = 0, 4 + (8 if self.dtype == "float64" else 0)
         if use_blocks(n_ratings, n_blocks):
-            if self.block_copy:
+            if self.block_copy == "in-place" and self.dtype == "float32":
+                # the block ids (becoming the visiting order) and one scratch column while reordering;
+                # up to TRAIN_RMSE_SAMPLE ratings, a copy of them for the training RMSE
+                per_rating = 4 + 4 + (12 if n_ratings <= TRAIN_RMSE_SAMPLE else 0)
+            elif self.block_copy:
                 per_rating = 4 + 4 + size + 4
             # the block sweep's compiled kernels and thread pool: benchmarks/memory.py measured the
             # peak 29-33 MiB above the serial-era one at 1M and 3M ratings, beyond the copy itself
@@ -313,9 +341,22 @@ class BiasedMF(RatingModel):
         row_bytes = (data.n_users + data.n_items) * int(self.rank) * np.dtype(self.dtype).itemsize
         self._n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n, row_bytes)
         if use_blocks(n, self._n_blocks):
-            self._grid: BlockGrid | None = make_grid(
-                data.users, data.items, data.n_users, data.n_items, self._n_blocks, rng,
-                values=data.values, dtype=self.dtype, n_threads=self._threads, copy=bool(self.block_copy),
+            row_block, col_block = assign_blocks(data.users, data.items, data.n_users, data.n_items, self._n_blocks, rng)
+            copy: bool | str = bool(self.block_copy)
+            also: tuple[np.ndarray, ...] = ()
+            if isinstance(self.block_copy, str):  # "in-place"
+                also = self._reorderable(data)
+                if also is not None:
+                    copy = "in-place"
+                    # the training-RMSE sample, drawn where _run would draw it, from the ratings' order
+                    # (all of them, up to TRAIN_RMSE_SAMPLE: copied, since their sum's order counts)
+                    probe = _train_probe(data, rng)
+                    if probe[0] is data.users:
+                        probe = (probe[0].copy(), probe[1].copy(), probe[2].copy())
+                    self._early_probe = probe
+            self._grid: BlockGrid | None = build_grid(
+                data.users, data.items, row_block, col_block, self._n_blocks, values=data.values, dtype=self.dtype,
+                n_threads=self._threads, copy=copy, also=also or (),
             )  # fmt: skip
             self._values = None
             self._order = None
@@ -328,6 +369,39 @@ class BiasedMF(RatingModel):
         self._last_sgd_rmse = math.nan
         self._last_lr = math.nan
         self._last_step = int(self.n_epochs)
+
+    def _reorderable(self, data: TrainData) -> tuple[np.ndarray, ...] | None:
+        """With ``block_copy="in-place"``: the arrays to reorder beside ``data``'s; None where the fit must copy.
+
+        Every array of the ratings that hold ``data`` (the caller's
+        :class:`Ratings` and its compacted form) is reordered alike, so each
+        stays the same ratings. That needs float32 factors and arrays that are
+        C-contiguous, writeable, 4 or 8 bytes an entry and apart in memory.
+        """
+        kernel = [data.users, data.items, data.values]
+        arrays: list[np.ndarray] = []
+        for holder in data.holders:
+            for a in (holder.users, holder.items, holder.values, holder.timestamps):
+                if a is not None and all(a is not b for b in kernel + arrays):
+                    arrays.append(a)
+        why = None
+        if self.dtype != "float32":
+            why = f"dtype {self.dtype} (the sweep reads float32 ratings as they are only in float32)"
+        else:
+            everything = kernel + arrays
+            for a in everything:
+                if not (a.flags.c_contiguous and a.flags.writeable) or a.dtype.itemsize not in (4, 8):
+                    why = "an array of the ratings is read-only, not contiguous, or not of 4 or 8 bytes an entry"
+                    break
+            else:
+                for j, a in enumerate(everything):
+                    if any(np.may_share_memory(a, b) for b in everything[j + 1 :]):
+                        why = "two arrays of the ratings share memory"
+                        break
+        if why is not None:
+            logger.info("BiasedMF: block_copy='in-place' cannot reorder these ratings (%s): copying them instead", why)
+            return None
+        return tuple(arrays)
 
     def _step(self, data: TrainData, step: int, rng: np.random.Generator) -> bool:
         decay = float(self.learning_rate_decay) ** (step - 1)
