@@ -43,8 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from factorise import models
-from factorise.cli._ratings import ALGORITHMS
+from factorise.cli import build_parser
+from factorise.cli._ratings import ALGORITHMS, build_model
 from factorise.data import estimate_n_ratings, read_ratings
 from factorise.data._estimate import estimate_read_memory
 
@@ -135,12 +135,12 @@ def main(argv: list[str] | None = None) -> int:
             counts = (len(ratings), ratings.n_users, ratings.n_items)
             del ratings
             for algo in algos:
-                cls = getattr(models, ALGORITHMS[algo])
-                model = cls(n_threads=args.threads) if "n_threads" in cls._param_names else cls()
-                fit_estimate = model.estimate_fit_memory(*counts)
                 command = ["fit", str(path), "--algo", algo, "--epochs", str(args.epochs), "--seed", "0", "--quiet"]
                 if args.threads is not None:
                     command += ["--threads", str(args.threads)]
+                # the model exactly as the command builds it (its parameters, block_copy="in-place" for sgd)
+                model = build_model(build_parser().parse_args(command))
+                fit_estimate = model.estimate_fit_memory(*counts)
                 peak, seconds, status, tail = peak_rss(command, directory)
                 if status != 0:
                     print(f"{counts[0]:>9} {algo:>10}: factorise fit failed ({status}): {tail}")
