@@ -27,6 +27,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from factorise.kernels.prefetch import DISTANCE as PREFETCH_DISTANCE
+from factorise.kernels.prefetch import prefetch_row
+
 __all__ = ["GATHER", "sgd_gathered", "sgd_ratings_epoch", "sgd_update"]
 
 _FASTMATH = {"reassoc", "contract"}
@@ -145,7 +148,10 @@ def sgd_gathered(
     The ratings are first gathered, :data:`GATHER` at a time, into small
     contiguous buffers: the loads of a gather are independent of each other,
     so the processor overlaps their cache misses, where the update loop would
-    wait for each in turn. The arithmetic and its order are those of
+    wait for each in turn. While updating rating ``j`` of a buffer the loop
+    asks for the factor rows of rating ``j + PREFETCH_DISTANCE``
+    (:mod:`factorise.kernels.prefetch`), so that their misses overlap the
+    arithmetic too. The arithmetic and its order are those of
     :func:`sgd_update` applied rating by rating.
     """
     n = max(0, min(GATHER, stop - start))
@@ -162,6 +168,9 @@ def sgd_gathered(
             ci[j] = items[idx]
             cv[j] = values[idx]
         for j in range(m):
+            if j + PREFETCH_DISTANCE < m:  # the rows of a later rating, while this one is updated
+                prefetch_row(P, cu[j + PREFETCH_DISTANCE])
+                prefetch_row(Q, ci[j + PREFETCH_DISTANCE])
             e = sgd_update(cv[j], cu[j], ci[j], mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias)
             e64 = float(e)
             sse += e64 * e64
