@@ -168,6 +168,12 @@ def test_scale_benchmark_quick_runs() -> None:
     # the lean layout: the same model, so the same held-out RMSE to the digit
     lean = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| factorise BiasedMF, block_copy=False |")]
     assert [row[4] for row in lean] == [row[4] for row in rows], out
+    in_place = [line.split("|")[1:-1] for line in out.splitlines()
+                if line.startswith("| factorise BiasedMF, block_copy='in-place' (what factorise fit does) |")]  # fmt: skip
+    assert [row[4] for row in in_place] == [row[4] for row in rows], out
+    if importlib.util.find_spec("libmf") is not None:
+        assert re.search(r"factorise BiasedMF.fit with block_copy='in-place' \(the command line's\) / .*: 1 thread "
+                         r"[0-9.]+x, 2 threads [0-9.]+x\.", out), out  # fmt: skip
     # ALS: a row per thread count, its time per iteration beside the SGD epochs
     als = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| factorise ALS |")]
     assert [int(row[1]) for row in als] == [1, 2], out

@@ -166,6 +166,20 @@ def test_grouping_kernel_matches_stable_sort(seed: int) -> None:
         assert out.dtype == data.dtype
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_mark_used_matches_reference(seed: int) -> None:
+    from factorise.kernels import grouping, grouping_reference
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 50))
+    index = rng.integers(0, n, int(rng.integers(0, 80))).astype(np.int32)
+    fast, slow = np.zeros(n, bool), np.zeros(n, bool)
+    fast[0] = slow[0] = bool(seed % 2)  # marks already there are kept and counted
+    assert grouping.mark_used(index, fast) == grouping_reference.mark_used(index, slow)
+    np.testing.assert_array_equal(fast, slow)
+    assert np.count_nonzero(fast) == len(set(index.tolist()) | ({0} if seed % 2 else set()))
+
+
 def test_parallel_squared_error_matches_serial() -> None:
     from factorise.kernels import ratings as rk
 

@@ -512,6 +512,25 @@ def test_kernel_matches_reference_across_gather_chunks() -> None:
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_train_rmse_sample_draws_every_rating_equally_often_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stratified sample: one position in each of S equal stretches, so each rating S / n times on average."""
+    from factorise.models import _base as base
+
+    n, size, draws = 10, 4, 20_000
+    monkeypatch.setattr(base, "TRAIN_RMSE_SAMPLE", size)
+    positions = np.arange(n, dtype=np.int32)
+    data = TrainData(positions, positions, positions.astype(np.float32), n, n, 0.0)
+    rng = np.random.default_rng(0)
+    counts = np.zeros(n)
+    for _ in range(draws):
+        users, items, values = base._train_probe(data, rng)
+        assert users.shape == (size,) and np.all(np.diff(users) >= 0) and np.array_equal(users, items)
+        assert users.min() >= 0 and users.max() < n
+        counts += np.bincount(users, minlength=n)
+    expected = draws * size / n  # 8000 a position; a binomial spread of at most sqrt(8000) ~ 90
+    np.testing.assert_allclose(counts, expected, atol=5 * np.sqrt(expected))
+
+
 def test_train_rmse_of_large_data_comes_from_a_fixed_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     import factorise.models._base as base
 

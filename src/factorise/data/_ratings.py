@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from factorise.kernels.duplicates import mark_earlier_duplicates
+from factorise.kernels.grouping import mark_used
 
 __all__ = ["IdMap", "Ratings", "DuplicateRatingsWarning"]
 
@@ -562,9 +563,7 @@ class Ratings:
 def _compact_side(index: np.ndarray, id_map: IdMap) -> tuple[np.ndarray, IdMap]:
     """``index`` renumbered over the ids that occur, and their map; the inputs when all occur."""
     used = np.zeros(len(id_map), dtype=bool)
-    for start in range(0, index.shape[0], _SLICE):
-        used[index[start : start + _SLICE]] = True
-    if used.all():
+    if mark_used(index, used) == used.shape[0]:
         return index, id_map
     renumber = np.cumsum(used, dtype=np.int32)
     renumber -= 1

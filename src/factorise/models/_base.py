@@ -157,13 +157,21 @@ def _train_probe(data: TrainData, rng: np.random.Generator) -> tuple[np.ndarray,
     per fit, stands in for the training set: its RMSE is within about
     ``1 / sqrt(2 * TRAIN_RMSE_SAMPLE)`` (0.07%) of the exact figure, at a
     fraction of the cost of a pass over 100 million ratings every step.
+
+    The sample is stratified: the ratings are cut into ``S`` equal stretches
+    and one position is drawn uniformly in each, ``floor((j + U_j) * n / S)``
+    for ``U_j`` uniform on [0, 1). Every rating is then drawn ``S / n`` times
+    on average, so the mean squared error of the sample estimates the
+    training set's without bias, with no more variance than independent
+    draws (less where neighbouring ratings are alike, as in files sorted by
+    user), and the positions come out in increasing order without a sort.
     """
     n = data.values.shape[0]
     if n <= TRAIN_RMSE_SAMPLE:
         return data.users, data.items, data.values
-    # drawn with replacement (unbiased all the same, and far cheaper than without); sorted so
-    # that the gather below reads the ratings in order
-    pick = np.sort(rng.integers(0, n, size=TRAIN_RMSE_SAMPLE))
+    size = TRAIN_RMSE_SAMPLE
+    pick = ((np.arange(size, dtype=np.float64) + rng.random(size)) * (n / size)).astype(np.int64)
+    np.minimum(pick, n - 1, out=pick)  # (the product can round up to n for the last stretch)
     return data.users[pick], data.items[pick], data.values[pick]
 
 
