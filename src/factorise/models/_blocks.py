@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from factorise._pages import empty_streamed
 from factorise._threads import parallel_section
 from factorise.kernels.sgd_blocks import (
     block_keys,
@@ -398,7 +399,7 @@ def build_grid(
     if values is None:
         values = np.zeros(n_ratings, dtype=dtype)
     if not copy:
-        positions = np.empty(n_ratings, dtype=np.int32 if n_ratings <= np.iinfo(np.int32).max else np.int64)
+        positions = empty_streamed(n_ratings, np.int32 if n_ratings <= np.iinfo(np.int32).max else np.int64)
         block_ptr = np.empty(n_blocks * n_blocks + 1, dtype=np.int64)
         group_by_block(users, items, row_block, col_block, n_blocks, positions, block_ptr)
         values = values if values.dtype == np.dtype(dtype) else values.astype(dtype)
@@ -406,10 +407,11 @@ def build_grid(
     block_ptr = np.empty(n_blocks * n_blocks + 1, dtype=np.int64)
     largest = block_offsets(users, items, row_block, col_block, n_blocks, block_ptr)
     index_dtype = np.uint16 if largest <= 2**16 else np.uint32 if largest <= 2**32 else np.int64
-    out_users = np.empty(n_ratings, dtype=users.dtype)
-    out_items = np.empty(n_ratings, dtype=items.dtype)
-    out_values = np.empty(n_ratings, dtype=dtype)
-    index = np.empty(n_ratings, dtype=index_dtype)
+    # filled once, then streamed block by block: on small pages (see factorise._pages)
+    out_users = empty_streamed(n_ratings, users.dtype)
+    out_items = empty_streamed(n_ratings, items.dtype)
+    out_values = empty_streamed(n_ratings, dtype)
+    index = empty_streamed(n_ratings, index_dtype)
     with parallel_section(n_threads):
         scatter_by_block(
             users, items, values, row_block, col_block, n_blocks, block_ptr, out_users, out_items, out_values, index
