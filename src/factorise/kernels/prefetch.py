@@ -10,7 +10,10 @@ the rows of the rating :data:`DISTANCE` updates ahead (the ratings are
 already gathered into a buffer, so their ids are known) overlaps those
 misses with the arithmetic: measured on 9M ratings, rank 32, one thread,
 32 x 32 blocks, a sweep took 0.214 s without it and 0.195, 0.178 and 0.175 s
-with distances 4, 16 and 32 (``benchmarks/scale.py`` times the whole fit).
+with distances 4, 16 and 32. In whole fits (ten sweeps; alternating runs, a
+noisy machine) 8 was slower than 16 (median 2.46 against 2.36 s) and 24, 32
+and 48 were within the noise of each other (2.32-2.38 s; 64: 2.51 s), so the
+default is 32 (``benchmarks/scale.py`` times the whole fit).
 
 :func:`prefetch_row` issues LLVM's ``llvm.prefetch`` (a ``prefetchw`` or
 ``prefetcht0`` instruction on x86-64) for every 64-byte line of a row: a
@@ -31,7 +34,7 @@ __all__ = ["CACHE_LINE", "DISTANCE", "prefetch_row"]
 CACHE_LINE = 64
 """Bytes of a cache line (x86-64, most ARM cores)."""
 
-DISTANCE = 16
+DISTANCE = 32
 """How many updates ahead the rows are asked for (see the module docstring)."""
 
 
