@@ -29,6 +29,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from factorise import __version__
+from factorise._pages import empty_streamed
 from factorise._threads import check_n_threads, parallel_section
 from factorise._validation import (
     check_non_negative_int,
@@ -139,7 +140,7 @@ def _indptr(keys: np.ndarray, n: int) -> np.ndarray:
 
 
 def _grouped(keys: np.ndarray, others: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    out = np.empty_like(others)
+    out = empty_streamed(others.shape[0], others.dtype)  # written once, on small pages (factorise._pages)
     grouping.group_fill(keys, others, indptr, out, np.empty(indptr.shape[0] - 1, dtype=np.int64))
     return out
 
@@ -172,7 +173,10 @@ def _train_probe(data: TrainData, rng: np.random.Generator) -> tuple[np.ndarray,
     size = TRAIN_RMSE_SAMPLE
     pick = ((np.arange(size, dtype=np.float64) + rng.random(size)) * (n / size)).astype(np.int64)
     np.minimum(pick, n - 1, out=pick)  # (the product can round up to n for the last stretch)
-    return data.users[pick], data.items[pick], data.values[pick]
+    sample = tuple(empty_streamed(size, a.dtype) for a in (data.users, data.items, data.values))
+    for source, target in zip((data.users, data.items, data.values), sample, strict=True):
+        np.take(source, pick, out=target)
+    return sample  # type: ignore[return-value]
 
 
 def as_training_ratings(data: Any, name: str = "ratings") -> Ratings:

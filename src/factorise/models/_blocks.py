@@ -451,20 +451,20 @@ def _grid_in_place(
         words = array.view(np.int32).reshape(n, array.dtype.itemsize // 4)
         columns += [words[:, w] if words.shape[1] > 1 else array.view(np.int32) for w in range(words.shape[1])]
     n_cells = n_blocks * n_blocks
-    keys = np.empty(n, dtype=np.uint16 if n_cells <= 2**16 else np.uint32)
+    keys = empty_streamed(n, np.uint16 if n_cells <= 2**16 else np.uint32)
     block_ptr = np.empty(n_cells + 1, dtype=np.int64)
     with parallel_section(n_threads):
         block_keys(users, items, row_block, col_block, n_blocks, keys)
         largest = block_offsets(users, items, row_block, col_block, n_blocks, block_ptr)
         starts = chunk_starts(keys, block_ptr, scatter_chunks(n, n_cells))
-        scratch = np.empty(n, dtype=np.int32)
+        scratch = empty_streamed(n, np.int32)
         for column in columns:
             permute_by_block(keys, starts, column, scratch)
         del scratch, starts, columns
         index_dtype = np.uint16 if largest <= 2**16 else np.uint32 if largest <= 2**32 else np.int64
         if keys.dtype != index_dtype:
             del keys
-            index = np.empty(n, dtype=index_dtype)
+            index = empty_streamed(n, index_dtype)
         else:
             index = keys  # the block ids are no longer needed: their array becomes the visiting order
         reset_index(block_ptr, index)
