@@ -637,3 +637,16 @@ def test_block_copy_in_place_copies_where_it_cannot_reorder(case: str, caplog: p
     _same_fit(copied, in_place)
     for a, b in zip((ratings.users, ratings.items, ratings.values), snapshot, strict=True):
         np.testing.assert_array_equal(a, b)  # left as they were
+
+
+def test_block_copy_in_place_gives_the_same_model_on_one_and_two_threads() -> None:
+    from factorise._threads import available_threads
+
+    if available_threads() < 2:
+        pytest.skip("numba can run only one thread here (NUMBA_NUM_THREADS)")
+    fits = []
+    for threads in (1, 2):
+        ratings = _distinct_ratings(7, 140_000)  # a fresh copy each time: the fit reorders it
+        fits.append(BiasedMF(rank=4, n_epochs=2, random_state=5, n_threads=threads, block_copy="in-place").fit(ratings))
+    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):  # (the RMSE sums may differ in order)
+        np.testing.assert_array_equal(getattr(fits[0], name), getattr(fits[1], name), err_msg=name)
