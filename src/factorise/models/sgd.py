@@ -162,11 +162,12 @@ class BiasedMF(RatingModel):
         The fitted model is the same bit for bit (the training-RMSE sample of
         ``history_`` too; the lists of rated items that ``recommend`` leaves
         out hold the same items in another order). For callers who do not
-        need the ratings' order (``factorise fit`` does this). Where the
-        ratings cannot be reordered without touching arrays they share with
-        other ratings (after id compaction), or ``dtype`` is float64, the fit
-        copies instead and logs it. Ratings read from a file, a DataFrame or
-        arrays are the fit's own, and are simply reordered.
+        need the ratings' order (``factorise fit`` does this). Where an array
+        of the ratings is read-only, not contiguous or overlaps another in
+        memory, or ``dtype`` is float64, the fit copies instead and logs it.
+        After id compaction the caller's ratings are reordered alike. Ratings
+        read from a file, a DataFrame or arrays are the fit's own, and are
+        simply reordered.
     dtype : {"float32", "float64"}, default "float32"
         Precision of the biases and factors (and of the SGD arithmetic).
 
