@@ -208,3 +208,36 @@ def test_sum_squared_deviation_matches_numpy(seed: int) -> None:
     centre = float(np.mean(values, dtype=np.float64))
     expected = float(np.sum((values.astype(np.float64) - centre) ** 2))
     assert rk.sum_squared_deviation(values, centre) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("n_chunks", [1, 2, 3, 7])
+def test_chunked_grouping_is_the_stable_sort_for_any_number_of_chunks(seed: int, n_chunks: int) -> None:
+    from factorise.kernels import grouping, grouping_reference
+
+    rng = np.random.default_rng(seed)
+    n_groups = int(rng.integers(1, 30))
+    keys = rng.integers(0, n_groups, int(rng.integers(0, 400))).astype(np.int32)
+    others = rng.integers(0, 1000, keys.size).astype(np.int32)
+    indptr = np.full(n_groups + 1, -5, dtype=np.int64)
+    starts = grouping.group_chunk_starts(keys, n_groups, n_chunks, indptr)
+    before = starts.copy()
+    out = np.empty_like(others)
+    assert grouping.group_fill_chunked(keys, others, starts, out) == keys.size
+    np.testing.assert_array_equal(starts, before)
+    ref_indptr, ref = grouping_reference.group(keys, others, n_groups)
+    np.testing.assert_array_equal(indptr, ref_indptr)
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_rated_lists_are_the_same_on_one_and_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from factorise.models import _base
+
+    monkeypatch.setattr(_base, "_PARALLEL_GROUP_MIN", 1000)
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 50, 20_000).astype(np.int32)
+    items = rng.integers(0, 900, 20_000).astype(np.int32)
+    one = _base._rated_lists(users, items, 50, 1)
+    two = _base._rated_lists(users, items, 50, 2)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["group_counts", "group_fill", "mark_used"]
+__all__ = ["group_chunk_starts", "group_counts", "group_fill", "group_fill_chunked", "mark_used"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -77,3 +77,56 @@ def mark_used(index: np.ndarray, used: np.ndarray) -> int:  # pragma: no cover -
     for j in range(used.shape[0]):
         count += used[j]
     return count
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def group_chunk_starts(keys: np.ndarray, n_groups: int, n_chunks: int, indptr: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """:func:`group_counts` on ``n_chunks`` threads; also where each chunk writes in each group.
+
+    The keys are cut into ``n_chunks`` equal chunks, counted per chunk in
+    parallel, and the counts summed into ``indptr`` (exact: integers). Chunk
+    ``c`` writes its elements of group ``g`` from ``starts[c, g]`` on, after
+    those of the chunks before it: the stable order, whatever ``n_chunks``.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_chunks, n_groups)
+        ``starts`` for :func:`group_fill_chunked`.
+    """
+    n = keys.shape[0]
+    starts = np.zeros((n_chunks, n_groups), dtype=np.int64)
+    for c in numba.prange(n_chunks):
+        for t in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            starts[c, keys[t]] += 1
+    indptr[0] = 0
+    for g in range(n_groups):
+        start = indptr[g]
+        for c in range(n_chunks):
+            count = starts[c, g]
+            starts[c, g] = start
+            start += count
+        indptr[g + 1] = start
+    return starts
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def group_fill_chunked(keys: np.ndarray, others: np.ndarray, starts: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover
+    """:func:`group_fill` on ``starts.shape[0]`` threads: the same output (a stable sort's is unique).
+
+    ``starts`` comes from :func:`group_chunk_starts` (left as it is).
+
+    Returns
+    -------
+    int
+        The number of elements written.
+    """
+    n_chunks = starts.shape[0]
+    n = keys.shape[0]
+    fill = starts.copy()
+    for c in numba.prange(n_chunks):
+        for t in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            g = keys[t]
+            d = fill[c, g]
+            out[d] = others[t]
+            fill[c, g] = d + 1
+    return n

@@ -145,6 +145,30 @@ def _grouped(keys: np.ndarray, others: np.ndarray, indptr: np.ndarray) -> np.nda
     return out
 
 
+#: Ratings from which the rated-items lists are grouped on the model's threads.
+_PARALLEL_GROUP_MIN = 1 << 20
+
+
+def _rated_lists(users: np.ndarray, items: np.ndarray, n_users: int, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(indptr, items grouped by user)``, the rated-items lists of ``recommend``, on ``n_threads`` threads.
+
+    The stable counting sort of :func:`_grouped`, in chunks (one a thread) when
+    the ratings are many and the per-chunk counts (8 bytes a user a chunk) are
+    small beside them; its output is the same either way (a stable sort's is
+    unique), so the model does not depend on the thread count.
+    """
+    n = users.shape[0]
+    if n_threads <= 1 or n < _PARALLEL_GROUP_MIN or n_threads * n_users > n:
+        indptr = _indptr(users, n_users)
+        return indptr, _grouped(users, items, indptr)
+    indptr = np.empty(n_users + 1, dtype=np.int64)
+    out = empty_streamed(n, items.dtype)
+    with parallel_section(n_threads):
+        starts = grouping.group_chunk_starts(users, n_users, n_threads, indptr)
+        grouping.group_fill_chunked(users, items, starts, out)
+    return indptr, out
+
+
 def _group(keys: np.ndarray, others: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
     """CSR-style grouping by a stable counting sort, into int32/float32 arrays (no int64 order)."""
     indptr = _indptr(keys, n)
@@ -446,8 +470,9 @@ class RatingModel:
         if data._by_user is not None:
             self._rated_indptr, self._rated_items = data._by_user[0], data._by_user[1]
         else:  # only the items are needed, not the values
-            self._rated_indptr = _indptr(data.users, data.n_users)
-            self._rated_items = _grouped(data.users, data.items, self._rated_indptr)
+            self._rated_indptr, self._rated_items = _rated_lists(
+                data.users, data.items, data.n_users, int(getattr(self, "_threads", 1))
+            )
         return self
 
     def _run(
