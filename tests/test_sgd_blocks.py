@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from factorise._threads import available_threads
-from factorise.kernels import sgd_blocks, sgd_blocks_reference, sgd_ratings
+from factorise.kernels import grouping, sgd_blocks, sgd_blocks_reference, sgd_ratings
 from factorise.models import _blocks
 from factorise.models._blocks import (
     MAX_N_BLOCKS,
@@ -595,19 +595,25 @@ def test_in_place_kernels_match_reference_exactly(
         assert kernels.block_keys(users, items, row_block, col_block, n_blocks, keys) == n_ratings
         block_ptr = np.empty(n_blocks**2 + 1, np.int64)
         sgd_blocks_reference.block_offsets(users, items, row_block, col_block, n_blocks, block_ptr)
-        starts = kernels.chunk_starts(keys, block_ptr, n_chunks)
-        moved = column.copy()
-        assert kernels.permute_by_block(keys, starts, moved, np.empty(n_ratings, np.int32)) == n_ratings
         index = np.full(n_ratings, 7, np.uint16)
         assert kernels.reset_index(block_ptr, index) == n_ratings
-        results.append((keys, starts, moved, index))
+        results.append((keys, block_ptr, index))
     for a, b in zip(results[0], results[1], strict=True):
         np.testing.assert_array_equal(a, b)
-    keys, starts, moved, index = results[0]
-    # the stable sort by block, for any cut into chunks: the scatter's order
-    np.testing.assert_array_equal(moved, column[np.argsort(block_of_arrays(row_block, col_block, n_blocks, users,
-                                                                           items), kind="stable")])  # fmt: skip
+    keys, block_ptr, _ = results[0]
     np.testing.assert_array_equal(keys, block_of_arrays(row_block, col_block, n_blocks, users, items))
+    # the reorder of the grid's in-place path: grouping's chunked stable sort by block id, on a
+    # contiguous column and on a strided one (the halves of an 8-byte array), for any cut into chunks
+    ptr = np.full(n_blocks**2 + 1, -1, np.int64)
+    starts = grouping.group_chunk_starts(keys, n_blocks**2, n_chunks, ptr)
+    np.testing.assert_array_equal(ptr, block_ptr)
+    order = np.argsort(block_of_arrays(row_block, col_block, n_blocks, users, items), kind="stable")
+    pairs = np.stack([column, column[::-1]], axis=1)
+    for moved in (column.copy(), pairs[:, 0], pairs[:, 1]):
+        expected = moved[order]
+        scratch = np.empty(n_ratings, np.int32)
+        assert grouping.group_fill_chunked(keys, moved, starts, scratch) == n_ratings
+        np.testing.assert_array_equal(scratch, expected)
 
 
 def block_of_arrays(row_block: np.ndarray, col_block: np.ndarray, n_blocks: int, users: np.ndarray,

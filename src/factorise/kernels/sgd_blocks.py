@@ -34,11 +34,12 @@ Kernels:
 * :func:`block_offsets` and :func:`scatter_by_block` -- the same grouping
   applied to the ratings: a copy of them in block order, each block's
   visiting order set to ``0 .. size - 1`` (once per fit);
-* :func:`block_keys`, :func:`chunk_starts`, :func:`permute_by_block` and
-  :func:`reset_index` -- the same block order made *in place*: the caller's
-  own arrays are reordered, one 4-byte column at a time through one scratch
-  column, with the block id of each rating (2 bytes) kept meanwhile, instead
-  of copied (once per fit, where the caller gives its arrays up to the fit);
+* :func:`block_keys` and :func:`reset_index` -- the block id of each rating
+  and a fresh visiting order, for the same block order made *in place*: the
+  caller's own arrays reordered by the stable counting sort of
+  :mod:`factorise.kernels.grouping`, one 4-byte column at a time through one
+  scratch column, instead of copied (once per fit, where the caller gives
+  its arrays up to the fit);
 * :func:`shuffle_blocks` -- shuffle each block's slice of ``index`` in place
   with its own seed (once per epoch; the same result for any thread count);
 * :func:`sgd_blocks_epoch` -- one SGD sweep, round by round;
@@ -79,10 +80,8 @@ from factorise.kernels.sgd_ratings import sgd_gathered, sgd_update
 
 __all__ = [
     "block_keys",
-    "chunk_starts",
     "count_units",
     "block_offsets",
-    "permute_by_block",
     "reset_index",
     "group_by_block",
     "scatter_by_block",
@@ -425,83 +424,6 @@ def block_keys(
     for t in numba.prange(users.shape[0]):
         keys[t] = row_block[users[t]] * n_blocks + col_block[items[t]]
     return users.shape[0]
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def chunk_starts(keys: np.ndarray, block_ptr: np.ndarray, n_chunks: int) -> np.ndarray:  # pragma: no cover
-    """Where each chunk of the ratings starts writing in each block: the plan of a stable counting sort.
-
-    The ratings are cut into ``n_chunks`` chunks (``t`` in
-    ``[c * n // n_chunks, (c + 1) * n // n_chunks)`` is chunk ``c``), as in
-    :func:`scatter_by_block`; chunk ``c`` writes its ratings of block ``b``
-    from ``starts[c, b]`` on, after those of the chunks before it.
-
-    Parameters
-    ----------
-    keys : ndarray of an unsigned integer type
-        Block id of each rating (:func:`block_keys`).
-    block_ptr : ndarray of int64, shape (n_cells + 1,)
-        Offsets of the blocks (:func:`block_offsets`).
-    n_chunks : int
-        Number of chunks (:func:`scatter_chunks`).
-
-    Returns
-    -------
-    ndarray of int64, shape (n_chunks, n_cells)
-    """
-    n_cells = block_ptr.shape[0] - 1
-    n = keys.shape[0]
-    starts = np.zeros((n_chunks, n_cells), dtype=np.int64)
-    for c in numba.prange(n_chunks):
-        for t in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            starts[c, keys[t]] += 1
-    for b in range(n_cells):
-        start = block_ptr[b]
-        for c in range(n_chunks):
-            count = starts[c, b]
-            starts[c, b] = start
-            start += count
-    return starts
-
-
-@numba.njit(cache=True, nogil=True, parallel=True)
-def permute_by_block(
-    keys: np.ndarray, starts: np.ndarray, column: np.ndarray, scratch: np.ndarray
-) -> int:  # pragma: no cover - compiled
-    """Reorder ``column`` in place into block order (stable): ``scratch`` gets it, then it is copied back.
-
-    The order is that of :func:`scatter_by_block` for any thread count: each
-    chunk writes its own stretch of every block (``starts``, from
-    :func:`chunk_starts`), in the order of its ratings.
-
-    Parameters
-    ----------
-    keys : ndarray of an unsigned integer type
-        Block id of each rating (:func:`block_keys`).
-    starts : ndarray of int64, shape (n_chunks, n_cells)
-        From :func:`chunk_starts` (left as it is).
-    column : ndarray, shape (n_ratings,)
-        One array of the ratings (any layout: a strided view is fine), reordered in place.
-    scratch : ndarray of ``column``'s type, shape (n_ratings,)
-        Working space, overwritten.
-
-    Returns
-    -------
-    int
-        The number of values moved.
-    """
-    n_chunks = starts.shape[0]
-    n = keys.shape[0]
-    fill = starts.copy()
-    for c in numba.prange(n_chunks):
-        for t in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            b = keys[t]
-            d = fill[c, b]
-            scratch[d] = column[t]
-            fill[c, b] = d + 1
-    for t in numba.prange(n):
-        column[t] = scratch[t]
-    return n
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

@@ -20,10 +20,8 @@ from factorise.kernels.rng_reference import splitmix64
 __all__ = [
     "block_keys",
     "block_offsets",
-    "chunk_starts",
     "count_units",
     "group_by_block",
-    "permute_by_block",
     "reset_index",
     "scatter_by_block",
     "sgd_blocks_epoch",
@@ -116,25 +114,6 @@ def block_keys(
     """Reference for :func:`factorise.kernels.sgd_blocks.block_keys`."""
     keys[:] = row_block[users].astype(np.int64) * n_blocks + col_block[items]
     return int(users.shape[0])
-
-
-def chunk_starts(keys: np.ndarray, block_ptr: np.ndarray, n_chunks: int) -> np.ndarray:
-    """Reference for :func:`factorise.kernels.sgd_blocks.chunk_starts`: block start plus earlier chunks' counts."""
-    n, n_cells = keys.shape[0], block_ptr.shape[0] - 1
-    counts = np.stack(
-        [
-            np.bincount(keys[c * n // n_chunks : (c + 1) * n // n_chunks].astype(np.int64), minlength=n_cells)
-            for c in range(n_chunks)
-        ]
-    )
-    before = np.cumsum(counts, axis=0) - counts  # ratings of each block in the chunks before
-    return (block_ptr[:-1][None, :] + before).astype(np.int64)
-
-
-def permute_by_block(keys: np.ndarray, starts: np.ndarray, column: np.ndarray, scratch: np.ndarray) -> int:
-    """Reference for :func:`factorise.kernels.sgd_blocks.permute_by_block`: a stable sort by block id."""
-    column[:] = column[np.argsort(keys, kind="stable")]
-    return int(keys.shape[0])
 
 
 def reset_index(block_ptr: np.ndarray, index: np.ndarray) -> int:

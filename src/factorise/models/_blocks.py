@@ -38,13 +38,12 @@ import numpy as np
 
 from factorise._pages import empty_streamed
 from factorise._threads import parallel_section
+from factorise.kernels.grouping import group_chunk_starts, group_fill_chunked
 from factorise.kernels.sgd_blocks import (
     block_keys,
     block_offsets,
-    chunk_starts,
     count_units,
     group_by_block,
-    permute_by_block,
     reset_index,
     scatter_by_block,
     scatter_chunks,
@@ -380,7 +379,8 @@ def build_grid(
     With ``copy="in-place"`` the block id of every rating is kept (2 bytes,
     4 past 65,536 blocks), each 4-byte column (``users``, ``items``, the
     float32 ``values``, each half of an 8-byte array of ``also``) is
-    scattered into one scratch column (4 bytes a rating) and copied back,
+    scattered into one scratch column (4 bytes a rating) by the chunked
+    stable counting sort of :mod:`factorise.kernels.grouping` and copied back,
     and the block ids' array then becomes the visiting order where their
     types agree: the same order as the copy's, stable within each block, for
     any ``n_threads``.
@@ -455,11 +455,14 @@ def _grid_in_place(
     block_ptr = np.empty(n_cells + 1, dtype=np.int64)
     with parallel_section(n_threads):
         block_keys(users, items, row_block, col_block, n_blocks, keys)
-        largest = block_offsets(users, items, row_block, col_block, n_blocks, block_ptr)
-        starts = chunk_starts(keys, block_ptr, scatter_chunks(n, n_cells))
+        # the stable counting sort by block id of factorise.kernels.grouping: the block offsets and
+        # where each chunk writes, then each column scattered into the scratch and copied back
+        starts = group_chunk_starts(keys, n_cells, scatter_chunks(n, n_cells), block_ptr)
+        largest = int(np.diff(block_ptr).max(initial=0))
         scratch = empty_streamed(n, np.int32)
         for column in columns:
-            permute_by_block(keys, starts, column, scratch)
+            group_fill_chunked(keys, column, starts, scratch)
+            column[:] = scratch
         del scratch, starts, columns
         index_dtype = np.uint16 if largest <= 2**16 else np.uint32 if largest <= 2**32 else np.int64
         if keys.dtype != index_dtype:
