@@ -56,7 +56,6 @@ library's fallback prediction.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import gc
 import importlib.util
@@ -621,7 +620,19 @@ def _run_in_child(spec: MethodSpec, folds: Sequence[Fold], warmup: bool) -> Meth
     return run
 
 
-def run_isolated(spec: MethodSpec, folds: Sequence[Fold], *, warmup: bool = True) -> MethodRun:
+def _child_main(connection: Any, spec: MethodSpec, folds: list[Fold], warmup: bool) -> None:
+    """Entry point of :func:`run_isolated`'s child: run, and send back the run or the failure."""
+    try:
+        message: tuple[str, Any] = ("run", _run_in_child(spec, folds, warmup))
+    except Exception as exc:  # noqa: BLE001  (a library's failure is a row of the table, not a crash)
+        message = ("error", f"failed: {type(exc).__name__}: {exc}")
+    connection.send(message)
+    connection.close()
+
+
+def run_isolated(
+    spec: MethodSpec, folds: Sequence[Fold], *, warmup: bool = True, timeout: float | None = None
+) -> MethodRun:
     """Run one method over ``folds`` in a fresh (spawned) child process.
 
     Parameters
@@ -631,25 +642,42 @@ def run_isolated(spec: MethodSpec, folds: Sequence[Fold], *, warmup: bool = True
     warmup : bool, default True
         Fit once, untimed, on an evenly strided sample of about 4000
         training ratings of the first fold before measuring.
+    timeout : float or None, default None
+        Seconds the child may take (warm-up and every fold); past them it is
+        killed and the run reports the time-out. None waits for as long as it
+        takes.
 
     Returns
     -------
     MethodRun
         With ``error`` set (and nothing measured) if the library is not
-        installed, or the job raised, or the child process died.
+        installed, or the job raised, or the child process died or timed out
+        (the error then starts with "timed out").
     """
     if not folds:
         raise ValueError("`folds` must hold at least one fold; got none")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"`timeout` must be None or a number of seconds > 0; got {timeout!r}")
     if not is_installed(spec.module):
         return MethodRun(spec.label, error=f"unavailable: {spec.module} is not installed ({spec.install})")
     context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(sender, spec, list(folds), warmup), daemon=True)
+    child.start()
+    sender.close()  # the child holds the only writing end: its death ends the pipe
     try:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            return pool.submit(_run_in_child, spec, list(folds), warmup).result()
-    except concurrent.futures.process.BrokenProcessPool:
+        if not receiver.poll(timeout):
+            child.kill()
+            return MethodRun(spec.label, error=f"timed out after {timeout:g} s (the child process was killed)")
+        kind, payload = receiver.recv()
+    except (EOFError, OSError):
         return MethodRun(spec.label, error="failed: the child process died")
-    except Exception as exc:  # noqa: BLE001  (a library's failure is a row of the table, not a crash)
-        return MethodRun(spec.label, error=f"failed: {type(exc).__name__}: {exc}")
+    finally:
+        receiver.close()
+        child.join()
+    if kind == "error":
+        return MethodRun(spec.label, error=payload)
+    return payload
 
 
 def _format_params(params: dict[str, Any]) -> str:

@@ -117,9 +117,10 @@ def test_quick_run_prints_the_table_and_rewrites_the_readme(tmp_path: Path, comp
     readme.write_text(f"{before}<!-- movielens-benchmark:start -->\nold table\n<!-- movielens-benchmark:end -->{after}")
     command = [sys.executable, str(BENCHMARKS / "movielens.py"), "--quick", "--data", str(data)]
     command += ["--readme", str(readme), "--libmf-build", "binding"]  # the driver without downloading LibMF
+    command += ["--method-timeout", "150"]  # a method takes seconds here; a hung one is retried once
     if IN_CI:
         command.append("--require-competitors")
-    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
 
     assert "| method | RMSE | MAE |" in result.stdout
@@ -313,3 +314,61 @@ def test_every_libmf_option_is_set_explicitly(competitors: ModuleType) -> None:
     assert set(competitors.LIBMF_PARAMS) == {option[0] for option in mf.get_default_options()}
     assert competitors.LIBMF_PARAMS["lambda_p1"] == competitors.LIBMF_PARAMS["lambda_q1"] == 0
     assert competitors.LIBMF_PARAMS["lambda_p2"] == competitors.LIBMF_PARAMS["lambda_q2"] == 0.1
+
+
+# ----------------------------------------------------------- the child process
+class _StuckJob:
+    """A job whose fit sleeps (``params["sleep"]`` seconds) or kills its own process (``params["die"]``)."""
+
+    def __init__(self, fold: object, params: dict[str, float]) -> None:
+        self.fold, self.params = fold, params
+
+    def fit(self) -> None:
+        import os
+        import time
+
+        if self.params.get("die"):
+            os._exit(3)
+        time.sleep(self.params.get("sleep", 0.0))
+
+    def predict(self) -> np.ndarray:
+        return np.zeros(self.fold.test_ratings.shape[0])  # type: ignore[attr-defined]
+
+
+def stuck_job(fold: object, params: dict[str, float]) -> _StuckJob:
+    return _StuckJob(fold, params)
+
+
+def _tiny_fold(competitors: ModuleType) -> object:
+    ids = np.arange(6)
+    return competitors.Fold("t", ids, ids, np.ones(6), ids[:2], ids[:2], np.ones(2))
+
+
+def test_a_child_past_its_timeout_is_killed_and_reported(competitors: ModuleType) -> None:
+    import time
+
+    spec = competitors.MethodSpec("stuck", stuck_job, {"sleep": 60.0}, "sleeps")
+    start = time.perf_counter()
+    run = competitors.run_isolated(spec, [_tiny_fold(competitors)], warmup=False, timeout=5)
+    assert time.perf_counter() - start < 40  # killed, not waited for
+    assert run.error is not None and run.error.startswith("timed out after 5 s"), run.error
+
+
+def test_a_child_that_dies_is_reported(competitors: ModuleType) -> None:
+    spec = competitors.MethodSpec("dies", stuck_job, {"die": 1.0}, "exits")
+    run = competitors.run_isolated(spec, [_tiny_fold(competitors)], warmup=False, timeout=60)
+    assert run.error == "failed: the child process died"
+
+
+def test_a_child_within_its_timeout_is_measured(competitors: ModuleType) -> None:
+    spec = competitors.MethodSpec("quick", stuck_job, {"sleep": 0.0}, "returns")
+    run = competitors.run_isolated(spec, [_tiny_fold(competitors)], warmup=False, timeout=60)
+    assert run.error is None and len(run.fit_seconds) == 1 and run.predictions[0].shape == (2,)
+
+
+def test_method_timeout_must_be_positive() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "movielens.py"), "--method-timeout", "0"],
+        check=False, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "--method-timeout" in result.stderr and "'0'" in result.stderr
