@@ -56,3 +56,17 @@ def load_benchmark(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local SparkSession for the whole run: 2 threads, 3 attempts a task, UI off, 4 shuffle partitions."""
+    require_module("pyspark", "pip install -e '.[spark]'")
+    from factorise.spark import spark_session
+
+    session = spark_session(
+        "local[2,3]",
+        {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2", "spark.driver.memory": "2g"},
+    )
+    yield session
+    session.stop()

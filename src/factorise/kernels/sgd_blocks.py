@@ -89,6 +89,7 @@ __all__ = [
     "sgd_blocks_epoch",
     "sgd_update",
     "shuffle_blocks",
+    "shuffle_sgd_block",
     "shuffle_sgd_blocks_epoch",
 ]
 
@@ -524,3 +525,45 @@ def shuffle_sgd_blocks_epoch(
         for s in range(width):
             sse += block_sse[r, s]
     return sse
+
+
+@numba.njit(cache=True, nogil=True)
+def shuffle_sgd_block(
+    users: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    index: np.ndarray,
+    seeds: np.ndarray,
+    mu: float,
+    bu: np.ndarray,
+    bi: np.ndarray,
+    P: np.ndarray,
+    Q: np.ndarray,
+    lr: float,
+    reg: float,
+    lr_bias: float,
+    reg_bias: float,
+) -> float:  # pragma: no cover - compiled
+    """One block of :func:`shuffle_sgd_blocks_epoch` on its own arrays (a DSGD task of the Spark engine).
+
+    ``users``, ``items`` and ``values`` are one block's ratings in the grid's
+    order (ascending position), with indices into the block's own rows ``bu``,
+    ``P`` (its row block) and ``bi``, ``Q`` (its column block). A block's
+    visiting order persists from epoch to epoch in the shared-memory sweep
+    (each epoch shuffles the previous one), so here ``index`` is reset to
+    ``0 .. n - 1`` and shuffled with the block's seed of every epoch so far,
+    ``seeds[0]`` first: the order of epoch ``len(seeds)``. The SGD sweep is
+    the same compiled slice as the shared-memory sweep's, so the updates are
+    the same arithmetic.
+
+    Returns
+    -------
+    float
+        Sum of squared pre-update errors.
+    """
+    n = users.shape[0]
+    for t in range(n):
+        index[t] = t
+    for e in range(seeds.shape[0]):
+        _shuffle_slice(index, 0, n, seeds[e])
+    return _sgd_slice(users, items, values, index, 0, n, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias, True)

@@ -175,6 +175,14 @@ def _group(keys: np.ndarray, others: np.ndarray, values: np.ndarray, n: int) -> 
     return indptr, _grouped(keys, others, indptr), _grouped(keys, values, indptr)
 
 
+def probe_positions(n: int, rng: np.random.Generator) -> np.ndarray:
+    """The sorted positions of :func:`_train_probe`'s sample of ``n > TRAIN_RMSE_SAMPLE`` ratings (one draw)."""
+    size = TRAIN_RMSE_SAMPLE
+    pick = ((np.arange(size, dtype=np.float64) + rng.random(size)) * (n / size)).astype(np.int64)
+    np.minimum(pick, n - 1, out=pick)  # (the product can round up to n for the last stretch)
+    return pick
+
+
 def _train_probe(data: TrainData, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The ratings the per-step train RMSE is computed on: all, or a fixed sample of large data.
 
@@ -195,8 +203,7 @@ def _train_probe(data: TrainData, rng: np.random.Generator) -> tuple[np.ndarray,
     if n <= TRAIN_RMSE_SAMPLE:
         return data.users, data.items, data.values
     size = TRAIN_RMSE_SAMPLE
-    pick = ((np.arange(size, dtype=np.float64) + rng.random(size)) * (n / size)).astype(np.int64)
-    np.minimum(pick, n - 1, out=pick)  # (the product can round up to n for the last stretch)
+    pick = probe_positions(n, rng)
     sample = tuple(empty_streamed(size, a.dtype) for a in (data.users, data.items, data.values))
     for source, target in zip((data.users, data.items, data.values), sample, strict=True):
         np.take(source, pick, out=target)

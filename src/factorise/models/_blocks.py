@@ -58,6 +58,8 @@ __all__ = [
     "UNIT_MIN_PER_BLOCK",
     "BlockGrid",
     "assign_blocks",
+    "assign_from_counts",
+    "block_unit",
     "build_grid",
     "draw_epoch",
     "latin_schedule",
@@ -476,15 +478,50 @@ def _grid_in_place(
 
 def _assign(keys: np.ndarray, n: int, n_blocks: int, rng: np.random.Generator, balance: bool) -> np.ndarray:
     """Block of each of ``n`` users (or items) whose ratings are ``keys``; see :func:`make_grid`."""
-    unit = _unit(n, n_blocks)
+    unit = block_unit(n, n_blocks)
+    counts = np.empty(-(-n // unit), dtype=np.int64)
+    if balance:
+        count_units(keys, unit, counts)
+    return assign_from_counts(counts, n, n_blocks, rng, balance=balance)
+
+
+def assign_from_counts(
+    counts: np.ndarray, n: int, n_blocks: int, rng: np.random.Generator, *, balance: bool = True
+) -> np.ndarray:
+    """The blocks of :func:`assign_blocks` for one side, from the ratings of each unit of ids.
+
+    The draws and the result are those of :func:`assign_blocks` for that side
+    (users, then items, each in its turn), so an engine that counts the
+    ratings elsewhere (Spark) deals the same blocks.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray of int64, shape (ceil(n / block_unit(n, n_blocks)),)
+        Ratings of each unit of :func:`block_unit` consecutive ids (ignored
+        without ``balance``).
+    n : int
+        Users (or items).
+    n_blocks : int
+        Blocks per side.
+    rng : numpy.random.Generator
+        Source of the draws.
+    balance : bool, default True
+        As for :func:`make_grid`.
+
+    Returns
+    -------
+    numpy.ndarray of int32, shape (n,)
+        Block of each id.
+    """
+    unit = block_unit(n, n_blocks)
     n_units = -(-n // unit)
+    if counts.shape != (n_units,):
+        raise ValueError(f"`counts` must hold one count per unit of {unit} ids ({n_units}); got shape {counts.shape}")
     perm = rng.permutation(n_units)
     unit_block = np.empty(n_units, dtype=np.int32)
     if not balance:
         unit_block[perm] = (np.arange(n_units, dtype=np.int64) * n_blocks // max(n_units, 1)).astype(np.int32)
     else:
-        counts = np.empty(n_units, dtype=np.int64)
-        count_units(keys, unit, counts)
         ranked = perm[np.argsort(-counts[perm], kind="stable")]
         n_strata = -(-n_units // n_blocks)
         deal = rng.permuted(np.broadcast_to(np.arange(n_blocks, dtype=np.int32), (n_strata, n_blocks)), axis=1)
@@ -492,7 +529,7 @@ def _assign(keys: np.ndarray, n: int, n_blocks: int, rng: np.random.Generator, b
     return np.repeat(unit_block, unit)[:n]
 
 
-def _unit(n: int, n_blocks: int) -> int:
+def block_unit(n: int, n_blocks: int) -> int:
     """Consecutive ids kept in one block: a cache line of float32 biases, where there are enough of them."""
     return UNIT if n >= UNIT * UNIT_MIN_PER_BLOCK * n_blocks else 1
 

@@ -77,7 +77,7 @@ from factorise.models._blocks import (
     use_blocks,
 )
 
-__all__ = ["BiasedMF"]
+__all__ = ["INIT_CHUNK_ROWS", "BiasedMF", "initial_factor_chunk", "initial_factors", "rating_scale"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,54 @@ def _check_decay(value: object, name: str) -> float:
     if not (math.isfinite(value) and 0 < value <= 1):
         raise ValueError(f"{rule}; got {value!r}")
     return value
+
+
+def rating_scale(squared_deviation: float, n_ratings: int, mean: float) -> float:
+    """The standard deviation SGD runs in units of: ``sqrt(squared_deviation / n)``, or 1 for constant ratings."""
+    sigma = math.sqrt(float(squared_deviation) / max(1, int(n_ratings)))
+    return sigma if sigma > 1e-6 * max(1.0, abs(float(mean))) else 1.0
+
+
+#: Rows of each separately seeded chunk of :func:`initial_factors`.
+INIT_CHUNK_ROWS = 1 << 16
+
+
+def initial_factor_chunk(seed: int, chunk: int, n_rows: int, rank: int) -> np.ndarray:
+    """Standard normal float32 rows ``chunk * INIT_CHUNK_ROWS`` up to ``n_rows`` (at most INIT_CHUNK_ROWS of them).
+
+    Chunk ``c`` comes from its own generator, ``numpy.random.default_rng([seed,
+    c])``, so any process can draw any chunk: the rows do not depend on who
+    draws them or in which order.
+    """
+    start = chunk * INIT_CHUNK_ROWS
+    rows = max(0, min(n_rows, start + INIT_CHUNK_ROWS) - start)
+    return np.random.default_rng([seed, chunk]).standard_normal((rows, rank), dtype=np.float32)
+
+
+def initial_factors(n_rows: int, rank: int, scale: Any, seed: int, dtype: Any) -> np.ndarray:
+    """The initial factors of :class:`BiasedMF`: :func:`initial_factor_chunk` rows times ``scale``, in ``dtype``.
+
+    Parameters
+    ----------
+    n_rows, rank : int
+        Shape of the factors.
+    scale : numpy floating scalar
+        Standard deviation, of the factors' dtype (the product is taken in it).
+    seed : int
+        Seed of the chunks.
+    dtype : numpy dtype
+        Of the result.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_rows, rank)
+    """
+    out = np.empty((n_rows, rank), dtype=dtype)
+    for chunk in range(-(-n_rows // INIT_CHUNK_ROWS)):
+        start = chunk * INIT_CHUNK_ROWS
+        block = initial_factor_chunk(seed, chunk, n_rows, rank)
+        out[start : start + block.shape[0]] = (block * scale).astype(dtype)
+    return out
 
 
 class BiasedMF(RatingModel):
@@ -328,16 +376,17 @@ class BiasedMF(RatingModel):
     def _initialize(self, data: TrainData, rng: np.random.Generator) -> None:
         k, std = int(self.rank), float(self.init_std)
         self._float = np.dtype(self.dtype).type
-        n = max(1, data.values.shape[0])
-        sigma = math.sqrt(sum_squared_deviation(data.values, float(data.global_mean)) / n)
-        self._sigma = sigma if sigma > 1e-6 * max(1.0, abs(data.global_mean)) else 1.0
+        deviation = sum_squared_deviation(data.values, float(data.global_mean))
+        self._sigma = rating_scale(deviation, data.values.shape[0], data.global_mean)
         logger.debug("BiasedMF: SGD in units of the rating standard deviation %.4g", self._sigma)
         scale = self._float(math.sqrt(self._sigma) * std)
         self.user_bias_ = np.zeros(data.n_users, dtype=self.dtype)
         self.item_bias_ = np.zeros(data.n_items, dtype=self.dtype)
-        # drawn in float32 whatever the dtype, so that every precision (and engine) starts alike
-        self.user_factors_ = (rng.standard_normal((data.n_users, k), dtype=np.float32) * scale).astype(self.dtype)
-        self.item_factors_ = (rng.standard_normal((data.n_items, k), dtype=np.float32) * scale).astype(self.dtype)
+        # drawn in float32 whatever the dtype, in seeded chunks, so that every precision and engine
+        # starts alike (the Spark engine draws each chunk on an executor)
+        user_seed, item_seed = (int(s) for s in rng.integers(0, 2**63, size=2))
+        self.user_factors_ = initial_factors(data.n_users, k, scale, user_seed, self.dtype)
+        self.item_factors_ = initial_factors(data.n_items, k, scale, item_seed, self.dtype)
         n = data.values.shape[0]
         row_bytes = (data.n_users + data.n_items) * int(self.rank) * np.dtype(self.dtype).itemsize
         self._n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n, row_bytes)
@@ -404,10 +453,29 @@ class BiasedMF(RatingModel):
             return None
         return tuple(arrays)
 
-    def _step(self, data: TrainData, step: int, rng: np.random.Generator) -> bool:
+    def epoch_rates(self, step: int, sigma: float) -> tuple[float, float, float, float, float]:
+        """The rates of epoch ``step`` (1-based) for ratings of standard deviation ``sigma``.
+
+        Returns
+        -------
+        tuple of float
+            ``(lr_t, lr_t / sigma, regularization * sigma, bias_lr_t,
+            bias_regularization)``: the schedule's rate, then the four
+            arguments of the sweep (to be cast to the factors' dtype), as
+            every engine passes them.
+        """
         decay = float(self.learning_rate_decay) ** (step - 1)
         lr = float(self.learning_rate) * decay
-        sigma = self._sigma
+        return (
+            lr,
+            lr / sigma,
+            float(self.regularization) * sigma,
+            float(self.bias_learning_rate) * decay,
+            float(self.bias_regularization),
+        )
+
+    def _step(self, data: TrainData, step: int, rng: np.random.Generator) -> bool:
+        lr, factor_lr, factor_reg, bias_lr, bias_reg = self.epoch_rates(step, self._sigma)
         f = self._float
         scalars = (
             f(data.global_mean),
@@ -415,10 +483,10 @@ class BiasedMF(RatingModel):
             self.item_bias_,
             self.user_factors_,
             self.item_factors_,
-            f(lr / sigma),
-            f(float(self.regularization) * sigma),
-            f(float(self.bias_learning_rate) * decay),
-            f(self.bias_regularization),
+            f(factor_lr),
+            f(factor_reg),
+            f(bias_lr),
+            f(bias_reg),
         )
         if self._grid is not None:
             sse = sgd_blocks_sweep(self._grid, *scalars, rng=rng, n_threads=self._threads)

@@ -1,0 +1,547 @@
+"""Distributed SGD over strata (DSGD) on Spark RDDs: the block sweep of :class:`~factorise.models.BiasedMF`.
+
+Gemulla, Nijkamp, Haas and Sismanis (KDD 2011) cut the rating matrix into
+``B x B`` blocks; blocks that share no row block and no column block (a
+*stratum*) can run SGD at the same time. The shared-memory sweep
+(:mod:`factorise.models._blocks`) runs the strata of a random Latin square
+each epoch, on threads; this module runs the same strata, in the same order,
+with the same per-block shuffles and the same compiled update, as Spark
+tasks, so the factors come out the same.
+
+Layout on the cluster (``B`` partitions, all under one partitioner, so that
+Spark's partitioner-aware union lines them up partition by partition):
+
+* the *home* side is the larger of users and items (the one whose factors
+  are bigger); partition ``h`` holds home block ``h``'s factors and biases and
+  the ratings of its ``B`` blocks, ``(h, g)`` for every block ``g`` of the
+  other, *rotating* side. The ratings are cached once and never move again;
+  the home factors are rewritten in place each round (a new cached RDD, same
+  partition);
+* the rotating side's factor blocks move: in each round every partition
+  ``h`` gets the block ``g`` its stratum pairs it with (a shuffle of the
+  smaller factors only), runs SGD on block ``(h, g)``, and hands that factor
+  block on to the partition that needs it next round.
+
+An epoch is ``B`` rounds (one task a partition each) and one collect of the
+per-block squared errors; every ``checkpoint_interval`` epochs the factors
+are checkpointed, which cuts the lineage. The training RMSE of ``history_``
+(over the same ratings, or the same sample, as a local fit) and the
+validation RMSE are computed by one more job an epoch that gives every
+partition all rotating blocks. Every random draw is made on the driver by the
+model's generator, in the order the local fit makes them; tasks are pure
+functions of their inputs, so a task that Spark retries after a failure
+computes the same result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from collections.abc import Iterable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Layout", "block_home", "build_blocks", "evaluate", "factor_rows", "initial_state", "run_epoch"]
+
+logger = logging.getLogger(__name__)
+
+
+def block_home(key: int) -> int:
+    """The partitioner of every RDD of the engine: element key ``h`` lives in partition ``h``.
+
+    One function object, so that Spark sees one partitioner and unions the
+    RDDs partition by partition.
+    """
+    return int(key)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """The grid as the tasks see it (small: it travels in every task's closure).
+
+    Attributes
+    ----------
+    n_blocks : int
+    home_is_user : bool
+        Whether the home (partition) side is the users.
+    home_sizes, rot_sizes : tuple of int
+        Rows of each home (rotating) block.
+    rank : int
+    dtype : str
+    """
+
+    n_blocks: int
+    home_is_user: bool
+    home_sizes: tuple[int, ...]
+    rot_sizes: tuple[int, ...]
+    rank: int
+    dtype: str
+
+    def block_id(self, h: int, g: int) -> int:
+        """Id ``I * B + J`` of the block of home block ``h`` and rotating block ``g``."""
+        i, j = (h, g) if self.home_is_user else (g, h)
+        return i * self.n_blocks + j
+
+
+def local_indices(blocks: np.ndarray, n_blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each id's row within its block (ids of a block in ascending order), and the blocks' sizes."""
+    order = np.argsort(blocks, kind="stable")
+    sizes = np.bincount(blocks, minlength=n_blocks).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    local = np.empty(blocks.shape[0], dtype=np.int32)
+    local[order] = (np.arange(blocks.shape[0], dtype=np.int64) - np.repeat(starts, sizes)).astype(np.int32)
+    return local, sizes
+
+
+# ------------------------------------------------------------------ ratings
+def _encode(columns: tuple[np.ndarray, ...]) -> bytes:
+    return b"".join(np.ascontiguousarray(c).tobytes() for c in columns)
+
+
+_DTYPES = (np.int32, np.int32, np.float32, np.int64)
+
+
+def _decode(payload: bytes) -> tuple[np.ndarray, ...]:
+    n = len(payload) // 20
+    out, start = [], 0
+    for dtype in _DTYPES:
+        size = n * np.dtype(dtype).itemsize
+        out.append(np.frombuffer(payload, dtype=dtype, count=n, offset=start))
+        start += size
+    return tuple(out)
+
+
+def _key_batches(batches: Iterable[Any], maps: Any, home_is_user: bool) -> Iterator[Any]:
+    """mapInArrow body: each batch's ratings grouped by (home block, rotating block), encoded.
+
+    Unknown indices (-1, validation only) keep -1 as their row; their block is
+    0 on the home side and -1 on the rotating side.
+    """
+    import pyarrow as pa
+
+    ub, ul, ib, il = maps.value
+    for batch in batches:
+        u = batch.column("u").to_numpy(zero_copy_only=False).astype(np.int64)
+        i = batch.column("i").to_numpy(zero_copy_only=False).astype(np.int64)
+        r = batch.column("r").to_numpy(zero_copy_only=False).astype(np.float32)
+        pos = batch.column("pos").to_numpy(zero_copy_only=False).astype(np.int64)
+        known_u, known_i = u >= 0, i >= 0
+        u_block = np.where(known_u, ub[np.maximum(u, 0)], -1)
+        i_block = np.where(known_i, ib[np.maximum(i, 0)], -1)
+        u_local = np.where(known_u, ul[np.maximum(u, 0)], -1).astype(np.int32)
+        i_local = np.where(known_i, il[np.maximum(i, 0)], -1).astype(np.int32)
+        home, rot = (u_block, i_block) if home_is_user else (i_block, u_block)
+        home = np.maximum(home, 0)
+        key = home.astype(np.int64) * (1 << 32) + (rot.astype(np.int64) + 1)
+        order = np.argsort(key, kind="stable")
+        keys, starts = np.unique(key[order], return_index=True)
+        bounds = list(starts) + [order.shape[0]]
+        hs, gs, payloads = [], [], []
+        for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            rows = order[a:b]
+            hs.append(int(keys[k] >> 32))
+            gs.append(int(keys[k] & 0xFFFFFFFF) - 1)
+            payloads.append(_encode((u_local[rows], i_local[rows], r[rows], pos[rows])))
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(hs, pa.int32()), pa.array(gs, pa.int32()), pa.array(payloads, pa.binary())], names=["h", "g", "payload"]
+        )
+
+
+def _assemble(
+    iterator: Iterable[tuple[int, tuple[int, bytes]]], layout: Layout, sample: Any, kind: str
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """One partition's pieces, joined into its blocks (ratings in input order), with their statistics.
+
+    ``kind`` "R": training ratings; yields ``(h, ("R", g, users, items,
+    values))`` for every rotating block ``g`` (empty ones too), then, where a
+    sample of positions is given, ``(h, ("T", g, ...))`` with the sampled
+    ratings, and ``(h, ("stats", ...))``. Earlier ratings of a (user, item)
+    pair are dropped, as :meth:`factorise.data.Ratings.from_raw` drops them.
+    ``kind`` "V": validation pairs, ``(h, ("V", g, ...))`` (``g`` -1 for
+    unknown rotating ids), no statistics.
+    """
+    pieces: dict[int, list[tuple[np.ndarray, ...]]] = {}
+    h = None
+    for key, (g, payload) in iterator:
+        h = key
+        pieces.setdefault(int(g), []).append(_decode(bytes(payload)))
+    if h is None:
+        return
+    picks = sample.value if sample is not None else None
+    stats = []
+    blocks = range(layout.n_blocks) if kind == "R" else sorted(pieces)
+    for g in blocks:
+        parts = pieces.get(g, [])
+        if parts:
+            u, i, r, pos = (np.concatenate([p[c] for p in parts]) for c in range(4))
+        else:
+            u, i, r, pos = (np.empty(0, dtype=d) for d in _DTYPES)
+        order = np.argsort(pos, kind="stable")
+        u, i, r, pos = u[order], i[order], r[order], pos[order]
+        dropped = 0
+        if kind == "R" and u.shape[0] > 1:
+            by_pair = np.lexsort((pos, i, u))
+            su, si = u[by_pair], i[by_pair]
+            earlier = np.zeros(u.shape[0], dtype=bool)
+            earlier[by_pair[:-1]] = (su[:-1] == su[1:]) & (si[:-1] == si[1:])
+            dropped = int(earlier.sum())
+            if dropped:
+                keep = ~earlier
+                u, i, r, pos = u[keep], i[keep], r[keep], pos[keep]
+        yield h, (kind, g, u.copy(), i.copy(), r.copy())
+        if kind == "R":
+            if picks is not None:
+                chosen = np.isin(pos, picks, assume_unique=False)
+                yield h, ("T", g, u[chosen], i[chosen], r[chosen])
+            values = r.astype(np.float64)
+            n = values.shape[0]
+            mean = float(values.mean()) if n else 0.0
+            m2 = float(((values - mean) ** 2).sum()) if n else 0.0
+            low = float(values.min()) if n else math.inf
+            high = float(values.max()) if n else -math.inf
+            stats.append((n, mean, m2, low, high, float(np.abs(values).max()) if n else 0.0, dropped))
+    if kind == "R":
+        yield h, ("stats", stats)
+
+
+def build_blocks(
+    indexed: Any,
+    layout: Layout,
+    maps: Any,
+    *,
+    sample: Any = None,
+    kind: str = "R",
+) -> Any:
+    """The blocks of ``indexed`` (columns ``u``, ``i``, ``r``, ``pos``) as an RDD of ``B`` partitions, cached.
+
+    Parameters
+    ----------
+    indexed : pyspark.sql.DataFrame
+    layout : Layout
+    maps : pyspark.Broadcast
+        ``(user_block, user_row, item_block, item_row)`` arrays.
+    sample : pyspark.Broadcast, optional
+        Sorted positions of the training-RMSE sample.
+    kind : {"R", "V"}
+        Training ratings or validation pairs.
+    """
+    from pyspark import StorageLevel
+
+    keyed = indexed.mapInArrow(
+        partial(_key_batches, maps=maps, home_is_user=layout.home_is_user), "h int, g int, payload binary"
+    )
+    rdd = keyed.rdd.map(lambda row: (row[0], (row[1], row[2]))).partitionBy(layout.n_blocks, block_home)
+    blocks = rdd.mapPartitions(partial(_assemble, layout=layout, sample=sample, kind=kind), preservesPartitioning=True)
+    return blocks.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+@dataclasses.dataclass(frozen=True)
+class RatingStats:
+    """What the driver learns of the training ratings: counts and moments, nothing per rating."""
+
+    n: int
+    mean: float
+    squared_deviation: float
+    low: float
+    high: float
+    largest: float
+    dropped: int
+
+
+def rating_stats(blocks: Any) -> RatingStats:
+    """Combine the per-block statistics of :func:`build_blocks` (Chan et al.'s pairwise update)."""
+    records = blocks.filter(lambda kv: kv[1][0] == "stats").map(lambda kv: (kv[0], kv[1][1])).collect()
+    n, mean, m2, low, high, largest, dropped = 0, 0.0, 0.0, math.inf, -math.inf, 0.0, 0
+    for _, stats in sorted(records):
+        for nb, mb, m2b, lb, hb, ab, db in stats:
+            dropped += db
+            if nb == 0:
+                continue
+            delta = mb - mean
+            total = n + nb
+            mean += delta * nb / total
+            m2 += m2b + delta * delta * n * nb / total
+            n = total
+            low, high, largest = min(low, lb), max(high, hb), max(largest, ab)
+    return RatingStats(n, mean, m2, low, high, largest, dropped)
+
+
+# ------------------------------------------------------------------ factors
+def _draw_chunks(
+    chunks: Iterable[tuple[int, int]], seeds: tuple[int, int], sizes: tuple[int, int], scale: Any, layout: Layout,
+    maps: Any, first_home: np.ndarray,
+) -> Iterator[tuple[int, tuple[Any, ...]]]:  # fmt: skip
+    """Draw chunks of the initial factors (side 0 users, 1 items) and cut them into blocks."""
+    from factorise.models.sgd import INIT_CHUNK_ROWS, initial_factor_chunk
+
+    ub, ul, ib, il = maps.value
+    for side, chunk in chunks:
+        rows = (initial_factor_chunk(seeds[side], chunk, sizes[side], layout.rank) * scale).astype(layout.dtype)
+        ids = np.arange(chunk * INIT_CHUNK_ROWS, chunk * INIT_CHUNK_ROWS + rows.shape[0])
+        block, local = (ub[ids], ul[ids]) if side == 0 else (ib[ids], il[ids])
+        is_home = (side == 0) == layout.home_is_user
+        for b in np.unique(block):
+            mask = block == b
+            target = int(b) if is_home else int(first_home[b])
+            yield target, ("piece", int(is_home), int(b), local[mask], rows[mask])
+
+
+def _join_chunks(iterator: Iterable[tuple[int, tuple[Any, ...]]], layout: Layout) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    blocks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    key = None
+    for key, (_, is_home, b, local, rows) in iterator:
+        if (is_home, b) not in blocks:
+            size = layout.home_sizes[b] if is_home else layout.rot_sizes[b]
+            blocks[(is_home, b)] = (np.zeros(size, dtype=layout.dtype), np.empty((size, layout.rank), dtype=layout.dtype))
+        blocks[(is_home, b)][1][local] = rows
+    for (is_home, b), (bias, factors) in blocks.items():
+        yield key, ("H" if is_home else "G", b, bias, factors)
+
+
+def initial_state(
+    sc: Any, layout: Layout, maps: Any, seeds: tuple[int, int], sizes: tuple[int, int], scale: Any, first_home: np.ndarray
+) -> tuple[Any, Any]:
+    """The initial factors (those of :func:`factorise.models.sgd.initial_factors`), drawn on the executors.
+
+    Returns
+    -------
+    home : RDD
+        ``(h, ("H", h, bias, factors))`` in partition ``h``.
+    rotating : RDD
+        ``(h, ("G", g, bias, factors))`` in the partition ``h`` that runs block ``g`` first.
+    """
+    from factorise.models.sgd import INIT_CHUNK_ROWS
+
+    chunks = [(side, c) for side in (0, 1) for c in range(-(-sizes[side] // INIT_CHUNK_ROWS))]
+    n_slices = max(1, min(len(chunks), sc.defaultParallelism))
+    draw = partial(_draw_chunks, seeds=seeds, sizes=sizes, scale=scale, layout=layout, maps=maps, first_home=first_home)
+    pieces = sc.parallelize(chunks, n_slices).mapPartitions(draw).partitionBy(layout.n_blocks, block_home)
+    state = pieces.mapPartitions(partial(_join_chunks, layout=layout), preservesPartitioning=True)
+    home = state.filter(lambda kv: kv[1][0] == "H")
+    rotating = state.filter(lambda kv: kv[1][0] == "G")
+    return home, rotating
+
+
+# ------------------------------------------------------------------- rounds
+def _round_task(
+    h: int,
+    iterator: Iterable[tuple[int, tuple[Any, ...]]],
+    *,
+    layout: Layout,
+    partner: np.ndarray,
+    seeds: np.ndarray,
+    scalars: tuple[Any, ...],
+    round_: int,
+    fault: tuple[str, int, int, int] | None,
+    epoch: int,
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """SGD on block ``(h, partner[h])`` of this round: the home block's factors and the partner's, updated."""
+    from factorise.kernels.sgd_blocks import shuffle_sgd_block
+
+    g = int(partner[h])
+    home = rot = ratings = None
+    for _, element in iterator:
+        tag = element[0]
+        if tag == "H":
+            home = element
+        elif tag == "G":
+            rot = element
+        elif tag == "R" and element[1] == g:
+            ratings = element
+    if home is None or rot is None or ratings is None or home[1] != h or rot[1] != g:
+        raise RuntimeError(
+            f"DSGD round {round_}: partition {h} lacks its blocks (home {h}, rotating {g}, ratings); got "
+            f"{None if home is None else home[1]}, {None if rot is None else rot[1]}"
+        )
+    if fault is not None and (epoch, round_, h) == fault[1:]:
+        marker = Path(fault[0]) / f"failed-{epoch}-{round_}-{h}"
+        if not marker.exists():  # a test's injected failure, the first time only
+            marker.touch()
+            raise RuntimeError(f"injected failure of DSGD task {epoch}/{round_}/{h}")
+    mu, lr, reg, lr_bias, reg_bias = scalars
+    _, _, hb, hf = home
+    _, _, gb, gf = rot
+    bu, P, bi, Q = (hb, hf, gb, gf) if layout.home_is_user else (gb, gf, hb, hf)
+    _, _, users, items, values = ratings
+    block = layout.block_id(h, g)
+    index = np.empty(users.shape[0], dtype=np.uint32 if users.shape[0] < 2**32 else np.int64)
+    block_seeds = np.ascontiguousarray(seeds[:, block])
+    sse = shuffle_sgd_block(users, items, values, index, block_seeds, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias)
+    row_block = h if layout.home_is_user else g
+    yield h, ("H", h, hb, hf)
+    yield h, ("G", g, gb, gf)
+    yield h, ("S", round_, row_block, float(sse))
+
+
+def run_epoch(
+    sc: Any,
+    layout: Layout,
+    ratings: Any,
+    home: Any,
+    rotating: Any,
+    *,
+    epoch: int,
+    rounds: np.ndarray,
+    epoch_seeds: np.ndarray,
+    scalars: tuple[Any, ...],
+    checkpoint: bool,
+    fault: tuple[str, int, int, int] | None = None,
+) -> tuple[Any, Any, float]:
+    """One epoch: ``B`` rounds of the Latin square ``rounds`` (from :func:`factorise.models._blocks.draw_epoch`).
+
+    Parameters
+    ----------
+    rounds : numpy.ndarray, shape (B, B)
+        ``rounds[r, i]``: block ``I * B + J`` row block ``i`` runs in round ``r``.
+    epoch_seeds : numpy.ndarray of uint64, shape (epoch, B * B)
+        Every epoch's shuffle seeds so far (this one last).
+    scalars : tuple
+        ``(mu, lr, reg, lr_bias, reg_bias)`` in the factors' dtype.
+    checkpoint : bool
+        Checkpoint the new factors (cuts the lineage).
+
+    Returns
+    -------
+    home, rotating : RDD
+        The factors after the epoch (cached); ``rotating`` keyed by the partition that ran each block last.
+    sse : float
+        Sum of the squared pre-update errors, added in the shared-memory sweep's order.
+    """
+    from pyspark import StorageLevel
+
+    B = layout.n_blocks
+    outs, sse_parts = [], []
+    for r in range(B):
+        cols = rounds[r] % B  # column block of each row block
+        if layout.home_is_user:
+            partner = cols.astype(np.int64)
+        else:
+            partner = np.empty(B, dtype=np.int64)
+            partner[cols] = np.arange(B)
+        where = np.empty(B, dtype=np.int64)
+        where[partner] = np.arange(B)  # the partition that runs each rotating block this round
+        moved = rotating.map(partial(_send, where=where)).partitionBy(B, block_home)
+        task = partial(
+            _round_task, layout=layout, partner=partner, seeds=epoch_seeds, scalars=scalars, round_=r, fault=fault,
+            epoch=epoch,
+        )  # fmt: skip
+        out = sc.union([home, moved, ratings]).mapPartitionsWithIndex(task, preservesPartitioning=True)
+        out = out.persist(StorageLevel.MEMORY_AND_DISK)
+        outs.append(out)
+        home = out.filter(lambda kv: kv[1][0] == "H")
+        rotating = out.filter(lambda kv: kv[1][0] == "G")
+        sse_parts.append(out.filter(lambda kv: kv[1][0] == "S"))
+    home = home.persist(StorageLevel.MEMORY_AND_DISK)
+    rotating = rotating.persist(StorageLevel.MEMORY_AND_DISK)
+    if checkpoint:
+        home.checkpoint()
+        rotating.checkpoint()
+    records = sc.union([*sse_parts, home, rotating]).filter(lambda kv: kv[1][0] == "S").map(lambda kv: kv[1][1:]).collect()
+    for rdd in outs:
+        rdd.unpersist()
+    total = 0.0
+    for _, _, sse in sorted(records):
+        total += sse
+    return home, rotating, total
+
+
+def _send(element: tuple[int, tuple[Any, ...]], where: np.ndarray) -> tuple[int, tuple[Any, ...]]:
+    return int(where[element[1][1]]), element[1]
+
+
+# --------------------------------------------------------------- evaluation
+def _eval_task(
+    iterator: Iterable[tuple[int, tuple[Any, ...]]], *, layout: Layout, mu: float, low: float, high: float, train_tag: str
+) -> Iterator[tuple[str, float, int]]:
+    from factorise.kernels.ratings import predict_pairs
+
+    home, rot, sets = None, {}, []
+    for _, element in iterator:
+        tag = element[0]
+        if tag == "H":
+            home = element
+        elif tag == "G":
+            rot[element[1]] = element
+        elif tag in (train_tag, "V"):
+            sets.append(element)
+    empty_b = np.zeros(0, dtype=layout.dtype)
+    empty_f = np.zeros((0, layout.rank), dtype=layout.dtype)
+    totals: dict[str, list[float]] = {}
+    for tag, g, users, items, values in sets:
+        if values.shape[0] == 0:
+            continue
+        hb, hf = (home[2], home[3]) if home is not None else (empty_b, empty_f)
+        gb, gf = (rot[g][2], rot[g][3]) if g >= 0 else (empty_b, empty_f)
+        bu, P, bi, Q = (hb, hf, gb, gf) if layout.home_is_user else (gb, gf, hb, hf)
+        out = np.empty(values.shape[0], dtype=np.float64)
+        predict_pairs(users.astype(np.int64), items.astype(np.int64), mu, bu, bi, P, Q, out)
+        error = np.clip(out, low, high) - values.astype(np.float64)
+        entry = totals.setdefault("train" if tag == train_tag else "valid", [0.0, 0])
+        entry[0] += float(error @ error)
+        entry[1] += values.shape[0]
+    for kind, (sse, n) in totals.items():
+        yield kind, sse, n
+
+
+def evaluate(
+    layout: Layout, home: Any, rotating: Any, sets: list[Any], *, mu: float, low: float, high: float, train_tag: str
+) -> dict[str, float]:
+    """RMSE of the clipped predictions over the training set (sample) and the validation pairs.
+
+    Every partition gets every rotating block for this (``B`` copies of the
+    smaller factors).
+    """
+    B = layout.n_blocks
+    spread = rotating.flatMap(lambda kv: [(h, kv[1]) for h in range(B)]).partitionBy(B, block_home)
+    sc = home.context
+    task = partial(_eval_task, layout=layout, mu=mu, low=low, high=high, train_tag=train_tag)
+    sums: dict[str, list[float]] = {}
+    for kind, sse, n in sc.union([home, spread, *sets]).mapPartitions(task).collect():
+        entry = sums.setdefault(kind, [0.0, 0])
+        entry[0] += sse
+        entry[1] += n
+    return {kind: math.sqrt(sse / n) for kind, (sse, n) in sums.items() if n}
+
+
+# ------------------------------------------------------------------ results
+def factor_rows(layout: Layout, state: Any, maps: Any, side: str) -> Any:
+    """``(idx, bias, factors)`` rows of one side's factors, for a DataFrame."""
+    is_user = side == "user"
+    tag = "H" if is_user == layout.home_is_user else "G"
+
+    def rows(element: tuple[int, tuple[Any, ...]]) -> Iterator[tuple[int, float, list[float]]]:
+        _, b, bias, factors = element[1]
+        ub, _, ib, _ = maps.value
+        ids = np.flatnonzero((ub if is_user else ib) == b)
+        for row, idx in enumerate(ids):
+            yield int(idx), float(bias[row]), factors[row].astype(np.float64).tolist()
+
+    return state.filter(lambda kv: kv[1][0] == tag).flatMap(rows)
+
+
+def checkpoint_dir(sc: Any) -> str | None:
+    """The context's checkpoint directory, if one is set."""
+    value = sc._jsc.sc().getCheckpointDir()
+    return value.get() if value.isDefined() else None
+
+
+def ensure_checkpoint_dir(sc: Any, directory: str | None) -> str:
+    """Set a checkpoint directory on ``sc`` when it has none (``directory``, else a fresh temporary one)."""
+    current = checkpoint_dir(sc)
+    if directory is not None:
+        sc.setCheckpointDir(str(directory))
+        return str(directory)
+    if current is not None:
+        return current
+    import tempfile
+
+    base = os.environ.get("FACTORISE_SPARK_CHECKPOINTS") or tempfile.gettempdir()
+    path = tempfile.mkdtemp(prefix="factorise-checkpoints-", dir=base)
+    logger.info("Spark checkpoints go to %s (set checkpoint_dir on a cluster: it must be shared)", path)
+    sc.setCheckpointDir(path)
+    return path
