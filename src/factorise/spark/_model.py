@@ -104,14 +104,29 @@ class SparkRatingModel:
         users = self.user_factors_.select(F.col("id").alias("_u"), F.col("bias").alias("_bu"), F.col("factors").alias("_pu"))
         items = self.item_factors_.select(F.col("id").alias("_i"), F.col("bias").alias("_bi"), F.col("factors").alias("_qi"))
         joined = frame.join(users, frame[user] == users["_u"], "left").join(items, frame[item] == items["_i"], "left")
+        return joined.withColumn("prediction", self._prediction()).drop("_u", "_bu", "_pu", "_i", "_bi", "_qi")
+
+    def _prediction(self) -> Any:
+        """The clipped prediction from the joined columns ``_bu``, ``_pu``, ``_bi``, ``_qi`` (null when unknown)."""
+        from pyspark.sql import functions as F
+
         dot = F.aggregate(
             F.zip_with("_pu", "_qi", lambda x, y: x.cast("double") * y.cast("double")), F.lit(0.0), lambda a, x: a + x
         )
         low, high = self.rating_range_
         raw = F.lit(self.global_mean_) + F.coalesce(F.col("_bu").cast("double"), F.lit(0.0))
         raw = raw + F.coalesce(F.col("_bi").cast("double"), F.lit(0.0)) + F.coalesce(dot, F.lit(0.0))
-        prediction = F.least(F.greatest(raw, F.lit(low)), F.lit(high))
-        return joined.withColumn("prediction", prediction).drop("_u", "_bu", "_pu", "_i", "_bi", "_qi")
+        return F.least(F.greatest(raw, F.lit(low)), F.lit(high))
+
+    def _index_rmse(self, pairs: Any) -> float:
+        """RMSE over ``pairs`` given by index (columns ``u``, ``i``, ``r``), on the cluster."""
+        from pyspark.sql import functions as F
+
+        users = self.user_factors_.select(F.col("idx").alias("u"), F.col("bias").alias("_bu"), F.col("factors").alias("_pu"))
+        items = self.item_factors_.select(F.col("idx").alias("i"), F.col("bias").alias("_bi"), F.col("factors").alias("_qi"))
+        error = self._prediction() - F.col("r").cast("double")
+        row = pairs.join(users, "u", "left").join(items, "i", "left").agg(F.avg(error * error).alias("mse")).collect()[0]
+        return math.sqrt(row["mse"]) if row["mse"] is not None else math.nan
 
     def evaluate(self, frame: Any, *, rating_col: str | None = None, **columns: str) -> dict[str, float]:
         """RMSE and MAE of the predictions for the ratings of ``frame`` (on the cluster).
