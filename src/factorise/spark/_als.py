@@ -196,22 +196,15 @@ class SparkALS(SparkRatingModel):
         data = _prepare.index_ratings(spark, frame)
         limit = min(data.n_users, data.n_items)
         if self.rank > limit:
-            data.positioned.unpersist()
             raise ValueError(
                 f"`rank` must be an integer with 1 <= rank <= min(n_users, n_items) = {limit}; got {self.rank}"
             )
+        indexed = _prepare.indexed_frame(spark, data.frame, data)
         # the last rating of a repeated (user, item) pair, as Ratings.from_raw keeps it
-        train = (
-            data.frame.groupBy("u", "i")
-            .agg(F.max_by("r", "pos").alias("r"))
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        )
-        try:
-            stats = train.agg(
-                F.count(F.lit(1)).alias("n"), F.avg("r").alias("mu"), F.min("r").alias("low"), F.max("r").alias("high")
-            ).collect()[0]
-        finally:
-            data.positioned.unpersist()
+        train = indexed.groupBy("u", "i").agg(F.max_by("r", "pos").alias("r")).persist(StorageLevel.MEMORY_AND_DISK)
+        stats = train.agg(
+            F.count(F.lit(1)).alias("n"), F.avg("r").alias("mu"), F.min("r").alias("low"), F.max("r").alias("high")
+        ).collect()[0]
         dropped = data.n_ratings - int(stats["n"])
         if dropped:
             warnings.warn(
@@ -219,6 +212,7 @@ class SparkALS(SparkRatingModel):
                 stacklevel=2,
             )
         mu = float(stats["mu"])
+        self.n_ratings_ = int(stats["n"])
         self.global_mean_ = mu
         self.rating_range_ = (float(stats["low"]), float(stats["high"]))
         user_bias, item_bias = self._fit_biases(train, mu)
@@ -254,11 +248,11 @@ class SparkALS(SparkRatingModel):
         fitted = solver.fit(residual)
         try:
             for side, ids, factors, bias, key in (
-                ("user", data.users, fitted.userFactors, user_bias, "u"),
-                ("item", data.items, fitted.itemFactors, item_bias, "i"),
+                ("user", data.user_ids, fitted.userFactors, user_bias, "u"),
+                ("item", data.item_ids, fitted.itemFactors, item_bias, "i"),
             ):
                 table = (
-                    ids.select(F.col("raw").alias("id"), "idx")
+                    _prepare.id_frame(spark, ids).select(F.col("raw").alias("id"), "idx")
                     .join(bias.select(F.col(key).alias("idx"), F.col("b" + key).cast("float").alias("bias")), "idx", "left")
                     .join(factors.select(F.col("id").alias("idx"), F.col("features").alias("factors")), "idx", "left")
                     .select(
@@ -271,7 +265,7 @@ class SparkALS(SparkRatingModel):
                 )
                 table.count()
                 setattr(self, f"{side}_factors_", table)
-            self._rated = data.frame.select("u", "i")
+            self._rated = indexed.select("u", "i")
             record: dict[str, float] = {"epoch": int(self.n_epochs)}
             fraction = min(1.0, _TRAIN_SAMPLE / max(1, int(stats["n"])))
             sample = train if fraction >= 1.0 else train.sample(fraction=fraction, seed=int(seed))

@@ -197,8 +197,6 @@ class SparkBiasedMF(SparkRatingModel):
         factorise.DivergenceError
             The factors became NaN or infinite (no factors are kept).
         """
-        from pyspark import StorageLevel
-
         from factorise.data import DuplicateRatingsWarning
         from factorise.models._base import TRAIN_RMSE_SAMPLE, probe_positions
         from factorise.models._blocks import assign_from_counts, block_unit, draw_epoch, resolve_n_blocks
@@ -213,36 +211,32 @@ class SparkBiasedMF(SparkRatingModel):
         columns = _prepare.Columns(self.user_col, self.item_col, self.rating_col)
         frame = _prepare.check_columns(_prepare.read_frame(spark, ratings, columns), columns)
         data = _prepare.index_ratings(spark, frame)
-        try:
-            local._check_params(SimpleNamespace(n_users=data.n_users, n_items=data.n_items))
-            B = resolve_n_blocks(self.n_blocks if self.n_blocks is not None else max(2, 2 * sc.defaultParallelism), 1)
-            rng = check_random_state(self.random_state)
-            seeds = tuple(int(s) for s in rng.integers(0, 2**63, size=2))
-            user_block = assign_from_counts(
-                _prepare.unit_counts(data.users, data.n_users, block_unit(data.n_users, B)), data.n_users, B, rng
-            )
-            item_block = assign_from_counts(
-                _prepare.unit_counts(data.items, data.n_items, block_unit(data.n_items, B)), data.n_items, B, rng
-            )
-            sample = None
-            if data.n_ratings > TRAIN_RMSE_SAMPLE:  # the same draw, at the same point, as a local fit's
-                sample = sc.broadcast(probe_positions(data.n_ratings, rng))
-            user_row, user_sizes = _dsgd.local_indices(user_block, B)
-            item_row, item_sizes = _dsgd.local_indices(item_block, B)
-            home_is_user = data.n_users >= data.n_items
-            layout = _dsgd.Layout(
-                n_blocks=B,
-                home_is_user=home_is_user,
-                home_sizes=tuple(int(x) for x in (user_sizes if home_is_user else item_sizes)),
-                rot_sizes=tuple(int(x) for x in (item_sizes if home_is_user else user_sizes)),
-                rank=int(self.rank),
-                dtype=str(self.dtype),
-            )
-            maps = sc.broadcast((user_block, user_row, item_block, item_row))
-            blocks = _dsgd.build_blocks(data.frame, layout, maps, sample=sample)
-            stats = _dsgd.rating_stats(blocks)
-        finally:
-            data.positioned.unpersist()
+        local._check_params(SimpleNamespace(n_users=data.n_users, n_items=data.n_items))
+        B = resolve_n_blocks(self.n_blocks if self.n_blocks is not None else max(2, sc.defaultParallelism), 1)
+        rng = check_random_state(self.random_state)
+        # the draws of BiasedMF.fit, in its order: factor seeds, user blocks, item blocks, [sample]
+        seeds = tuple(int(s) for s in rng.integers(0, 2**63, size=2))
+        user_unit, item_unit = block_unit(data.n_users, B), block_unit(data.n_items, B)
+        user_block = assign_from_counts(_prepare.unit_counts(data.user_counts, user_unit), data.n_users, B, rng)
+        item_block = assign_from_counts(_prepare.unit_counts(data.item_counts, item_unit), data.n_items, B, rng)
+        sample = None
+        if data.n_ratings > TRAIN_RMSE_SAMPLE:
+            sample = sc.broadcast(probe_positions(data.n_ratings, rng))
+        user_row, user_sizes = _dsgd.local_indices(user_block, B)
+        item_row, item_sizes = _dsgd.local_indices(item_block, B)
+        home_is_user = data.n_users >= data.n_items
+        layout = _dsgd.Layout(
+            n_blocks=B,
+            home_is_user=home_is_user,
+            home_sizes=tuple(int(x) for x in (user_sizes if home_is_user else item_sizes)),
+            rot_sizes=tuple(int(x) for x in (item_sizes if home_is_user else user_sizes)),
+            rank=int(self.rank),
+            dtype=str(self.dtype),
+        )
+        maps = sc.broadcast((data.user_ids, data.item_ids, user_block, user_row, item_block, item_row))
+        blocks = _dsgd.build_blocks(data.frame, layout, maps, offsets=data.offsets, sample=sample)
+        stats = _dsgd.rating_stats(blocks)
+        ratings_rdd, sample_rdd = _dsgd.split_blocks(blocks)
         if stats.dropped:
             warnings.warn(
                 DuplicateRatingsWarning(
@@ -254,44 +248,46 @@ class SparkBiasedMF(SparkRatingModel):
         mu, sigma = stats.mean, rating_scale(stats.squared_deviation, stats.n, stats.mean)
         f = np.dtype(self.dtype).type
         scale = f(math.sqrt(sigma) * float(self.init_std))
-        home, rotating = _dsgd.initial_state(
-            sc, layout, maps, seeds, (data.n_users, data.n_items), scale, np.arange(B)
-        )
+        state = _dsgd.initial_state(sc, layout, maps, seeds, (data.n_users, data.n_items), scale)
         valid_sets = []
         if validation is not None:
-            vframe = _prepare.check_columns(_prepare.read_frame(spark, validation, columns, name="validation"), columns, name="validation")
-            from pyspark.sql import functions as F
-
-            looked = _prepare.lookup(vframe, data.users, data.items, data.n_users, data.n_items).withColumn("pos", F.lit(0).cast("long"))
-            valid_sets.append(_dsgd.build_blocks(looked, layout, maps, kind="V"))
+            vframe = _prepare.check_columns(
+                _prepare.read_frame(spark, validation, columns, name="validation"), columns, name="validation"
+            )
+            valid_sets.append(_dsgd.build_blocks(vframe, layout, maps, kind="V"))
         self.global_mean_ = float(mu)
         self.rating_range_ = (float(stats.low), float(stats.high))
+        self.n_ratings_ = int(stats.n)
         _dsgd.ensure_checkpoint_dir(sc, self.checkpoint_dir)
-        train_tag = "T" if sample is not None else "R"
+        train_sets = [sample_rdd] if sample_rdd is not None else [ratings_rdd]
+        train_tag = "T" if sample_rdd is not None else "R"
         self.history_ = []
         epoch_seeds = np.zeros((0, B * B), dtype=np.uint64)
         best_rmse, best, since_best = math.inf, None, 0
+        previous: list[Any] = []
         try:
             for epoch in range(1, int(self.n_epochs) + 1):
                 seeds_e, rounds = draw_epoch(B, rng)
                 epoch_seeds = np.vstack([epoch_seeds, seeds_e[None, :]])
                 lr, factor_lr, factor_reg, bias_lr, bias_reg = local.epoch_rates(epoch, sigma)
                 scalars = (f(mu), f(factor_lr), f(factor_reg), f(bias_lr), f(bias_reg))
-                previous = (home, rotating)
-                home, rotating, sse = _dsgd.run_epoch(
-                    sc, layout, blocks, home, rotating, epoch=epoch, rounds=rounds, epoch_seeds=epoch_seeds,
+                state, outs, sse = _dsgd.run_epoch(
+                    sc, layout, ratings_rdd, state, epoch=epoch, rounds=rounds, epoch_seeds=epoch_seeds,
                     scalars=scalars, checkpoint=epoch % int(self.checkpoint_interval) == 0, fault=self._fault,
                 )  # fmt: skip
-                if best is None or previous != best:
-                    for rdd in previous:
+                for rdd in previous:  # the last epoch's rounds, now that this one's are computed
+                    if rdd is not best:
                         rdd.unpersist()
+                for rdd in outs[:-1]:
+                    rdd.unpersist()
+                previous = [state]
                 if not math.isfinite(sse):
                     raise DivergenceError(
                         f"SparkBiasedMF diverged at step {epoch}: the biases or factors became NaN or infinite; "
                         f"{local._divergence_advice()}"
                     )
                 rmse = _dsgd.evaluate(
-                    layout, home, rotating, [blocks, *valid_sets], mu=float(mu), low=stats.low, high=stats.high,
+                    layout, state, [*train_sets, *valid_sets], mu=float(mu), low=stats.low, high=stats.high,
                     train_tag=train_tag,
                 )  # fmt: skip
                 record: dict[str, float] = {"epoch": epoch, "train_rmse": rmse.get("train", math.nan)}
@@ -310,42 +306,37 @@ class SparkBiasedMF(SparkRatingModel):
                     callback(epoch, record)
                 if valid_sets and self.patience is not None:
                     if record["valid_rmse"] < best_rmse - 1e-7:
-                        if best is not None:
-                            for rdd in best:
-                                rdd.unpersist()
-                        best_rmse, best, since_best = record["valid_rmse"], (home, rotating), 0
+                        if best is not None and best is not state:
+                            best.unpersist()
+                        best_rmse, best, since_best = record["valid_rmse"], state, 0
                     else:
                         since_best += 1
                         if since_best > self.patience:
                             logger.info("early stop at step %d; best validation RMSE %.5f", epoch, best_rmse)
-                            home, rotating = best
+                            state = best
                             break
             self.n_epochs_ = len(self.history_)
-            self._set_factors(spark, layout, home, rotating, maps, data)
+            self._set_factors(spark, layout, state, maps, data)
         except BaseException:
             for name in ("user_factors_", "item_factors_"):
                 self.__dict__.pop(name, None)
             raise
         finally:
-            blocks.unpersist()
-            for rdd in valid_sets:
-                rdd.unpersist()
-        for rdd in (home, rotating):
-            rdd.unpersist()
+            for rdd in (ratings_rdd, sample_rdd, *valid_sets, *previous, best):
+                if rdd is not None:
+                    rdd.unpersist()
         return self
 
-    def _set_factors(self, spark: Any, layout: Any, home: Any, rotating: Any, maps: Any, data: Any) -> None:
+    def _set_factors(self, spark: Any, layout: Any, state: Any, maps: Any, data: Any) -> None:
         from pyspark import StorageLevel
-        from pyspark.sql import functions as F
 
-        from factorise.spark import _dsgd
+        from factorise.spark import _dsgd, _prepare
 
-        schema = "idx int, bias float, factors array<float>"
-        for side, ids in (("user", data.users), ("item", data.items)):
-            state = home if (side == "user") == layout.home_is_user else rotating
-            rows = spark.createDataFrame(_dsgd.factor_rows(layout, state, maps, side), schema)
-            frame = ids.select(F.col("raw").alias("id"), "idx").join(rows, "idx").select("id", "idx", "bias", "factors")
+        for side, ids in (("user", data.user_ids), ("item", data.item_ids)):
+            kind = "string" if ids.dtype.kind == "U" else "bigint"
+            schema = f"id {kind}, idx int, bias float, factors array<float>"
+            frame = spark.createDataFrame(_dsgd.factor_rows(layout, state, maps, side), schema)
             frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
             frame.count()
             setattr(self, f"{side}_factors_", frame)
-        self._rated = data.frame.select("u", "i")
+        self._rated = _prepare.indexed_frame(spark, data.frame, data, positions=False).select("u", "i")

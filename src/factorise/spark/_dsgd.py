@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Layout", "block_home", "build_blocks", "evaluate", "factor_rows", "initial_state", "run_epoch"]
+__all__ = ["Layout", "block_home", "build_blocks", "evaluate", "factor_rows", "initial_state", "run_epoch", "split_blocks"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,34 +116,45 @@ def _decode(payload: bytes) -> tuple[np.ndarray, ...]:
     return tuple(out)
 
 
-def _key_batches(batches: Iterable[Any], maps: Any, home_is_user: bool) -> Iterator[Any]:
-    """mapInArrow body: each batch's ratings grouped by (home block, rotating block), encoded.
+def _key_batches(
+    batches: Iterable[Any], maps: Any, home_is_user: bool, offsets: np.ndarray | None
+) -> Iterator[Any]:
+    """mapInArrow body: raw ratings (``u_raw``, ``i_raw``, ``r``) grouped by (home block, rotating block), encoded.
 
-    Unknown indices (-1, validation only) keep -1 as their row; their block is
+    The raw ids are looked up in the fit's sorted ids (``maps``); the
+    position of a rating is its partition's offset (``offsets``) plus its
+    row. Unknown ids (validation only) keep -1 as their row; their block is
     0 on the home side and -1 on the rotating side.
     """
     import pyarrow as pa
+    from pyspark import TaskContext
 
-    ub, ul, ib, il = maps.value
+    from factorise.spark._prepare import raw_indices
+
+    user_ids, item_ids, ub, ul, ib, il = maps.value
+    row = 0
+    base = int(offsets[TaskContext.get().partitionId()]) if offsets is not None else 0
     for batch in batches:
-        u = batch.column("u").to_numpy(zero_copy_only=False).astype(np.int64)
-        i = batch.column("i").to_numpy(zero_copy_only=False).astype(np.int64)
+        u = raw_indices(batch.column("u_raw"), user_ids)
+        i = raw_indices(batch.column("i_raw"), item_ids)
         r = batch.column("r").to_numpy(zero_copy_only=False).astype(np.float32)
-        pos = batch.column("pos").to_numpy(zero_copy_only=False).astype(np.int64)
+        pos = base + row + np.arange(u.shape[0], dtype=np.int64)
+        row += u.shape[0]
         known_u, known_i = u >= 0, i >= 0
-        u_block = np.where(known_u, ub[np.maximum(u, 0)], -1)
-        i_block = np.where(known_i, ib[np.maximum(i, 0)], -1)
-        u_local = np.where(known_u, ul[np.maximum(u, 0)], -1).astype(np.int32)
-        i_local = np.where(known_i, il[np.maximum(i, 0)], -1).astype(np.int32)
+        u0, i0 = np.maximum(u, 0), np.maximum(i, 0)
+        u_block = np.where(known_u, ub[u0], -1)
+        i_block = np.where(known_i, ib[i0], -1)
+        u_local = np.where(known_u, ul[u0], -1).astype(np.int32)
+        i_local = np.where(known_i, il[i0], -1).astype(np.int32)
         home, rot = (u_block, i_block) if home_is_user else (i_block, u_block)
         home = np.maximum(home, 0)
         key = home.astype(np.int64) * (1 << 32) + (rot.astype(np.int64) + 1)
         order = np.argsort(key, kind="stable")
         keys, starts = np.unique(key[order], return_index=True)
-        bounds = list(starts) + [order.shape[0]]
+        bounds = [*starts.tolist(), order.shape[0]]
         hs, gs, payloads = [], [], []
-        for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            rows = order[a:b]
+        for k in range(keys.shape[0]):
+            rows = order[bounds[k] : bounds[k + 1]]
             hs.append(int(keys[k] >> 32))
             gs.append(int(keys[k] & 0xFFFFFFFF) - 1)
             payloads.append(_encode((u_local[rows], i_local[rows], r[rows], pos[rows])))
@@ -210,21 +221,24 @@ def _assemble(
 
 
 def build_blocks(
-    indexed: Any,
+    frame: Any,
     layout: Layout,
     maps: Any,
     *,
+    offsets: np.ndarray | None = None,
     sample: Any = None,
     kind: str = "R",
 ) -> Any:
-    """The blocks of ``indexed`` (columns ``u``, ``i``, ``r``, ``pos``) as an RDD of ``B`` partitions, cached.
+    """The blocks of ``frame`` (raw ``u_raw``, ``i_raw``, ``r``) as an RDD of ``B`` partitions, cached.
 
     Parameters
     ----------
-    indexed : pyspark.sql.DataFrame
+    frame : pyspark.sql.DataFrame
     layout : Layout
     maps : pyspark.Broadcast
-        ``(user_block, user_row, item_block, item_row)`` arrays.
+        ``(user_ids, item_ids, user_block, user_row, item_block, item_row)`` arrays.
+    offsets : numpy.ndarray, optional
+        Position of the first rating of each partition of ``frame`` (training ratings).
     sample : pyspark.Broadcast, optional
         Sorted positions of the training-RMSE sample.
     kind : {"R", "V"}
@@ -232,12 +246,29 @@ def build_blocks(
     """
     from pyspark import StorageLevel
 
-    keyed = indexed.mapInArrow(
-        partial(_key_batches, maps=maps, home_is_user=layout.home_is_user), "h int, g int, payload binary"
-    )
+    body = partial(_key_batches, maps=maps, home_is_user=layout.home_is_user, offsets=offsets)
+    keyed = frame.mapInArrow(body, "h int, g int, payload binary")
     rdd = keyed.rdd.map(lambda row: (row[0], (row[1], row[2]))).partitionBy(layout.n_blocks, block_home)
     blocks = rdd.mapPartitions(partial(_assemble, layout=layout, sample=sample, kind=kind), preservesPartitioning=True)
     return blocks.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def split_blocks(blocks: Any) -> tuple[Any, Any | None]:
+    """The training blocks (``R``) and the training-RMSE sample (``T``, None without one), cached apart.
+
+    The rounds stream every ``R`` element of their partition, so the sample
+    (only read by the evaluation) is kept out of them.
+    """
+    from pyspark import StorageLevel
+
+    ratings = blocks.filter(lambda kv: kv[1][0] == "R").persist(StorageLevel.MEMORY_AND_DISK)
+    sample = blocks.filter(lambda kv: kv[1][0] == "T").persist(StorageLevel.MEMORY_AND_DISK)
+    counts = blocks.context.union([ratings, sample]).map(lambda kv: kv[1][0]).countByValue()
+    if not counts.get("T"):
+        sample.unpersist()
+        sample = None
+    blocks.unpersist()
+    return ratings, sample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,12 +305,12 @@ def rating_stats(blocks: Any) -> RatingStats:
 # ------------------------------------------------------------------ factors
 def _draw_chunks(
     chunks: Iterable[tuple[int, int]], seeds: tuple[int, int], sizes: tuple[int, int], scale: Any, layout: Layout,
-    maps: Any, first_home: np.ndarray,
+    maps: Any,
 ) -> Iterator[tuple[int, tuple[Any, ...]]]:  # fmt: skip
     """Draw chunks of the initial factors (side 0 users, 1 items) and cut them into blocks."""
     from factorise.models.sgd import INIT_CHUNK_ROWS, initial_factor_chunk
 
-    ub, ul, ib, il = maps.value
+    _, _, ub, ul, ib, il = maps.value
     for side, chunk in chunks:
         rows = (initial_factor_chunk(seeds[side], chunk, sizes[side], layout.rank) * scale).astype(layout.dtype)
         ids = np.arange(chunk * INIT_CHUNK_ROWS, chunk * INIT_CHUNK_ROWS + rows.shape[0])
@@ -287,44 +318,39 @@ def _draw_chunks(
         is_home = (side == 0) == layout.home_is_user
         for b in np.unique(block):
             mask = block == b
-            target = int(b) if is_home else int(first_home[b])
-            yield target, ("piece", int(is_home), int(b), local[mask], rows[mask])
+            yield int(b), ("piece", int(is_home), int(b), local[mask], rows[mask])
 
 
 def _join_chunks(iterator: Iterable[tuple[int, tuple[Any, ...]]], layout: Layout) -> Iterator[tuple[int, tuple[Any, ...]]]:
     blocks: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-    key = None
-    for key, (_, is_home, b, local, rows) in iterator:
+    for _, (_, is_home, b, local, rows) in iterator:
         if (is_home, b) not in blocks:
             size = layout.home_sizes[b] if is_home else layout.rot_sizes[b]
             blocks[(is_home, b)] = (np.zeros(size, dtype=layout.dtype), np.empty((size, layout.rank), dtype=layout.dtype))
         blocks[(is_home, b)][1][local] = rows
-    for (is_home, b), (bias, factors) in blocks.items():
-        yield key, ("H" if is_home else "G", b, bias, factors)
+    for (is_home, b), (bias, factors) in sorted(blocks.items()):
+        yield b, ("H" if is_home else "G", b, bias, factors)
 
 
 def initial_state(
-    sc: Any, layout: Layout, maps: Any, seeds: tuple[int, int], sizes: tuple[int, int], scale: Any, first_home: np.ndarray
-) -> tuple[Any, Any]:
+    sc: Any, layout: Layout, maps: Any, seeds: tuple[int, int], sizes: tuple[int, int], scale: Any
+) -> Any:
     """The initial factors (those of :func:`factorise.models.sgd.initial_factors`), drawn on the executors.
 
     Returns
     -------
-    home : RDD
-        ``(h, ("H", h, bias, factors))`` in partition ``h``.
-    rotating : RDD
-        ``(h, ("G", g, bias, factors))`` in the partition ``h`` that runs block ``g`` first.
+    RDD
+        ``(h, ("H", h, bias, factors))`` in partition ``h`` and the rotating
+        blocks ``(g, ("G", g, bias, factors))`` (which each round moves to
+        where they are needed).
     """
     from factorise.models.sgd import INIT_CHUNK_ROWS
 
     chunks = [(side, c) for side in (0, 1) for c in range(-(-sizes[side] // INIT_CHUNK_ROWS))]
     n_slices = max(1, min(len(chunks), sc.defaultParallelism))
-    draw = partial(_draw_chunks, seeds=seeds, sizes=sizes, scale=scale, layout=layout, maps=maps, first_home=first_home)
+    draw = partial(_draw_chunks, seeds=seeds, sizes=sizes, scale=scale, layout=layout, maps=maps)
     pieces = sc.parallelize(chunks, n_slices).mapPartitions(draw).partitionBy(layout.n_blocks, block_home)
-    state = pieces.mapPartitions(partial(_join_chunks, layout=layout), preservesPartitioning=True)
-    home = state.filter(lambda kv: kv[1][0] == "H")
-    rotating = state.filter(lambda kv: kv[1][0] == "G")
-    return home, rotating
+    return pieces.mapPartitions(partial(_join_chunks, layout=layout), preservesPartitioning=True)
 
 
 # ------------------------------------------------------------------- rounds
@@ -340,7 +366,12 @@ def _round_task(
     fault: tuple[str, int, int, int] | None,
     epoch: int,
 ) -> Iterator[tuple[int, tuple[Any, ...]]]:
-    """SGD on block ``(h, partner[h])`` of this round: the home block's factors and the partner's, updated."""
+    """SGD on block ``(h, partner[h])`` of this round: the home block's factors and the partner's, updated.
+
+    The partition holds the previous round's output (its ``H`` element is
+    this home block's factors), the rotating block moved here (``M``) and the
+    cached ratings (``R``, one element per rotating block).
+    """
     from factorise.kernels.sgd_blocks import shuffle_sgd_block
 
     g = int(partner[h])
@@ -349,7 +380,7 @@ def _round_task(
         tag = element[0]
         if tag == "H":
             home = element
-        elif tag == "G":
+        elif tag == "M":
             rot = element
         elif tag == "R" and element[1] == g:
             ratings = element
@@ -378,12 +409,28 @@ def _round_task(
     yield h, ("S", round_, row_block, float(sse))
 
 
+def _move(element: tuple[int, tuple[Any, ...]], where: np.ndarray) -> list[tuple[int, tuple[Any, ...]]]:
+    """A rotating block of a round's output, sent to the partition ``where[g]`` that needs it next."""
+    tag = element[1][0]
+    if tag != "G":
+        return []
+    _, g, bias, factors = element[1]
+    return [(int(where[g]), ("M", g, bias, factors))]
+
+
+def _spread(element: tuple[int, tuple[Any, ...]], n_blocks: int) -> list[tuple[int, tuple[Any, ...]]]:
+    """A rotating block, sent to every partition (for evaluation)."""
+    if element[1][0] != "G":
+        return []
+    _, g, bias, factors = element[1]
+    return [(h, ("M", g, bias, factors)) for h in range(n_blocks)]
+
+
 def run_epoch(
     sc: Any,
     layout: Layout,
     ratings: Any,
-    home: Any,
-    rotating: Any,
+    state: Any,
     *,
     epoch: int,
     rounds: np.ndarray,
@@ -391,11 +438,14 @@ def run_epoch(
     scalars: tuple[Any, ...],
     checkpoint: bool,
     fault: tuple[str, int, int, int] | None = None,
-) -> tuple[Any, Any, float]:
+) -> tuple[Any, list[Any], float]:
     """One epoch: ``B`` rounds of the Latin square ``rounds`` (from :func:`factorise.models._blocks.draw_epoch`).
 
     Parameters
     ----------
+    state : RDD
+        The factors: each home block's (``H``) in its partition, and the
+        rotating blocks (``G``) anywhere.
     rounds : numpy.ndarray, shape (B, B)
         ``rounds[r, i]``: block ``I * B + J`` row block ``i`` runs in round ``r``.
     epoch_seeds : numpy.ndarray of uint64, shape (epoch, B * B)
@@ -403,19 +453,21 @@ def run_epoch(
     scalars : tuple
         ``(mu, lr, reg, lr_bias, reg_bias)`` in the factors' dtype.
     checkpoint : bool
-        Checkpoint the new factors (cuts the lineage).
+        Checkpoint the new state (cuts the lineage).
 
     Returns
     -------
-    home, rotating : RDD
-        The factors after the epoch (cached); ``rotating`` keyed by the partition that ran each block last.
+    state : RDD
+        The factors after the epoch (cached, computed).
+    rounds_out : list of RDD
+        The cached outputs of every round (the last is ``state``), for the caller to unpersist.
     sse : float
         Sum of the squared pre-update errors, added in the shared-memory sweep's order.
     """
     from pyspark import StorageLevel
 
     B = layout.n_blocks
-    outs, sse_parts = [], []
+    outs = []
     for r in range(B):
         cols = rounds[r] % B  # column block of each row block
         if layout.home_is_user:
@@ -425,33 +477,21 @@ def run_epoch(
             partner[cols] = np.arange(B)
         where = np.empty(B, dtype=np.int64)
         where[partner] = np.arange(B)  # the partition that runs each rotating block this round
-        moved = rotating.map(partial(_send, where=where)).partitionBy(B, block_home)
+        moved = state.flatMap(partial(_move, where=where)).partitionBy(B, block_home)
         task = partial(
             _round_task, layout=layout, partner=partner, seeds=epoch_seeds, scalars=scalars, round_=r, fault=fault,
             epoch=epoch,
         )  # fmt: skip
-        out = sc.union([home, moved, ratings]).mapPartitionsWithIndex(task, preservesPartitioning=True)
-        out = out.persist(StorageLevel.MEMORY_AND_DISK)
-        outs.append(out)
-        home = out.filter(lambda kv: kv[1][0] == "H")
-        rotating = out.filter(lambda kv: kv[1][0] == "G")
-        sse_parts.append(out.filter(lambda kv: kv[1][0] == "S"))
-    home = home.persist(StorageLevel.MEMORY_AND_DISK)
-    rotating = rotating.persist(StorageLevel.MEMORY_AND_DISK)
+        state = sc.union([state, moved, ratings]).mapPartitionsWithIndex(task, preservesPartitioning=True)
+        state = state.persist(StorageLevel.MEMORY_AND_DISK)
+        outs.append(state)
     if checkpoint:
-        home.checkpoint()
-        rotating.checkpoint()
-    records = sc.union([*sse_parts, home, rotating]).filter(lambda kv: kv[1][0] == "S").map(lambda kv: kv[1][1:]).collect()
-    for rdd in outs:
-        rdd.unpersist()
+        state.checkpoint()
+    records = sc.union(outs).filter(lambda kv: kv[1][0] == "S").map(lambda kv: kv[1][1:]).collect()
     total = 0.0
     for _, _, sse in sorted(records):
         total += sse
-    return home, rotating, total
-
-
-def _send(element: tuple[int, tuple[Any, ...]], where: np.ndarray) -> tuple[int, tuple[Any, ...]]:
-    return int(where[element[1][1]]), element[1]
+    return state, outs, total
 
 
 # --------------------------------------------------------------- evaluation
@@ -465,7 +505,7 @@ def _eval_task(
         tag = element[0]
         if tag == "H":
             home = element
-        elif tag == "G":
+        elif tag == "M":
             rot[element[1]] = element
         elif tag in (train_tag, "V"):
             sets.append(element)
@@ -489,7 +529,7 @@ def _eval_task(
 
 
 def evaluate(
-    layout: Layout, home: Any, rotating: Any, sets: list[Any], *, mu: float, low: float, high: float, train_tag: str
+    layout: Layout, state: Any, sets: list[Any], *, mu: float, low: float, high: float, train_tag: str
 ) -> dict[str, float]:
     """RMSE of the clipped predictions over the training set (sample) and the validation pairs.
 
@@ -497,11 +537,11 @@ def evaluate(
     smaller factors).
     """
     B = layout.n_blocks
-    spread = rotating.flatMap(lambda kv: [(h, kv[1]) for h in range(B)]).partitionBy(B, block_home)
-    sc = home.context
+    spread = state.flatMap(partial(_spread, n_blocks=B)).partitionBy(B, block_home)
+    sc = state.context
     task = partial(_eval_task, layout=layout, mu=mu, low=low, high=high, train_tag=train_tag)
     sums: dict[str, list[float]] = {}
-    for kind, sse, n in sc.union([home, spread, *sets]).mapPartitions(task).collect():
+    for kind, sse, n in sc.union([state, spread, *sets]).mapPartitions(task).collect():
         entry = sums.setdefault(kind, [0.0, 0])
         entry[0] += sse
         entry[1] += n
@@ -510,16 +550,17 @@ def evaluate(
 
 # ------------------------------------------------------------------ results
 def factor_rows(layout: Layout, state: Any, maps: Any, side: str) -> Any:
-    """``(idx, bias, factors)`` rows of one side's factors, for a DataFrame."""
+    """``(id, idx, bias, factors)`` rows of one side's factors, for a DataFrame."""
     is_user = side == "user"
     tag = "H" if is_user == layout.home_is_user else "G"
 
     def rows(element: tuple[int, tuple[Any, ...]]) -> Iterator[tuple[int, float, list[float]]]:
         _, b, bias, factors = element[1]
-        ub, _, ib, _ = maps.value
+        user_ids, item_ids, ub, _, ib, _ = maps.value
+        raw = user_ids if is_user else item_ids
         ids = np.flatnonzero((ub if is_user else ib) == b)
         for row, idx in enumerate(ids):
-            yield int(idx), float(bias[row]), factors[row].astype(np.float64).tolist()
+            yield raw[idx].item(), int(idx), float(bias[row]), factors[row].astype(np.float64).tolist()
 
     return state.filter(lambda kv: kv[1][0] == tag).flatMap(rows)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Columns", "IndexedRatings", "index_ratings", "map_ids", "read_frame"]
+__all__ = ["Columns", "IndexedRatings", "check_columns", "index_ratings", "indexed_frame", "raw_indices", "read_frame"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,91 +137,66 @@ def check_columns(frame: Any, columns: Columns, *, name: str = "ratings") -> Any
 
 @dataclasses.dataclass
 class IndexedRatings:
-    """Ratings with contiguous indices, on the cluster.
+    """Checked ratings on the cluster, and what the driver knows of them.
 
     Attributes
     ----------
     frame : pyspark.sql.DataFrame
-        Columns ``u`` (int), ``i`` (int), ``r`` (float), ``pos`` (long: the
-        rating's position in the input, 0-based and contiguous).
-    users, items : pyspark.sql.DataFrame
-        Id maps, columns ``raw`` and ``idx`` (int), cached.
-    n_ratings, n_users, n_items : int
-    positioned : pyspark.sql.DataFrame
-        The cached input with positions (unpersisted once the blocks are built).
-    string_users, string_items : bool
-        Whether the raw ids are strings.
+        The input's ``u_raw``, ``i_raw``, ``r`` columns (not cached: read again where needed).
+    user_ids, item_ids : numpy.ndarray
+        The distinct raw ids, sorted as :class:`factorise.data.IdMap` sorts
+        them (int64 or unicode): the index of an id is its position.
+    user_counts, item_counts : numpy.ndarray of int64
+        Ratings of each id, in that order.
+    partition_sizes : numpy.ndarray of int64
+        Rows of each input partition: a rating's position is its
+        partition's offset plus its row within it.
+    n_ratings : int
     """
 
     frame: Any
-    users: Any
-    items: Any
-    positioned: Any
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    user_counts: np.ndarray
+    item_counts: np.ndarray
+    partition_sizes: np.ndarray
     n_ratings: int
-    n_users: int
-    n_items: int
-    string_users: bool
-    string_items: bool
+
+    @property
+    def n_users(self) -> int:
+        return int(self.user_ids.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_ids.shape[0])
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Position of the first rating of each input partition."""
+        return np.concatenate([[0], np.cumsum(self.partition_sizes)[:-1]]).astype(np.int64)
 
 
-def _offsets_column(pid: Any, offsets: np.ndarray) -> Any:
-    """``offsets[pid]`` as a Spark column (``offsets`` is short: one per partition)."""
+def _id_counts(frame: Any, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``column`` (sorted as IdMap sorts them) and their counts: one job."""
+    import pyarrow as pa
     from pyspark.sql import functions as F
 
-    return F.element_at(F.array(*[F.lit(int(o)) for o in offsets]), pid + 1)
+    table = frame.groupBy(F.col(column).alias("raw")).count().toArrow()
+    raw = table.column("raw")
 
-
-def index_frame(frame: Any) -> tuple[Any, np.ndarray]:
-    """``frame`` with a contiguous 0-based ``pos`` (its rows' order) and the rows of each partition.
-
-    The rows are tagged with their partition and their number within it and
-    cached (on the executors, memory and disk), so that the count of each
-    partition's rows (one job) and every later use see the same rows in the
-    same places even when ``frame`` comes out of a shuffle; ``pos`` is the
-    partition's offset plus the row's number. The caller unpersists the
-    result when done with it.
-    """
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
-    tagged = (
-        frame.withColumn("_pid", F.spark_partition_id())
-        .withColumn("_mono", F.monotonically_increasing_id())
-        .persist(StorageLevel.MEMORY_AND_DISK)
-    )
-    counts = {row[0]: row[1] for row in tagged.groupBy("_pid").count().collect()}
-    n_parts = max(counts) + 1 if counts else 0
-    sizes = np.array([counts.get(p, 0) for p in range(n_parts)], dtype=np.int64)
-    if not n_parts:
-        return tagged.withColumn("pos", F.lit(0).cast("long")).drop("_pid", "_mono"), sizes
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    pos = _offsets_column(F.col("_pid"), offsets) + (F.col("_mono") - F.shiftleft(F.col("_pid").cast("long"), 33))
-    return tagged.withColumn("pos", pos.cast("long")).drop("_pid", "_mono"), sizes
-
-
-def map_ids(frame: Any, raw: str) -> tuple[Any, int]:
-    """The id map of column ``raw``: its distinct values in ascending order, numbered from 0.
-
-    Returns
-    -------
-    ids : pyspark.sql.DataFrame
-        Columns ``raw``, ``idx`` (int), ``count`` (ratings of the id), cached.
-    n : int
-        Distinct ids.
-    """
-    from pyspark.sql import functions as F
-
-    counted = frame.groupBy(F.col(raw).alias("raw")).count().orderBy("raw")
-    numbered, sizes = index_frame(counted)
-    ids = numbered.select("raw", F.col("pos").cast("int").alias("idx"), "count")
-    n = int(sizes.sum())
-    if n > MAX_IDS:
-        raise ValueError(f"{n} distinct ids in column {raw!r}: at most {MAX_IDS} are supported")
-    return ids, n
+    if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
+        ids = np.asarray(raw.to_pylist(), dtype=str)
+    else:
+        ids = raw.to_numpy().astype(np.int64)
+    counts = table.column("count").to_numpy().astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    if ids.shape[0] > MAX_IDS:
+        raise ValueError(f"{ids.shape[0]} distinct ids in column {column!r}: at most {MAX_IDS} are supported")
+    return ids[order], counts[order]
 
 
 def index_ratings(spark: Any, frame: Any, *, name: str = "ratings") -> IndexedRatings:
-    """Check ratings (``u_raw``, ``i_raw``, ``r`` from :func:`check_columns`) and map them to indices.
+    """Check ratings (``u_raw``, ``i_raw``, ``r`` from :func:`check_columns`) and learn their ids: three jobs.
 
     Raises
     ------
@@ -230,74 +205,106 @@ def index_ratings(spark: Any, frame: Any, *, name: str = "ratings") -> IndexedRa
     """
     from pyspark.sql import functions as F
 
-    stats = frame.agg(
+    if _shuffled(frame):  # rows that come out of a shuffle may land elsewhere when recomputed: fix them
+        from pyspark import StorageLevel
+
+        frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    rows = frame.groupBy(F.spark_partition_id().alias("pid")).agg(
         F.count(F.lit(1)).alias("n"),
         F.sum(F.col("u_raw").isNull().cast("long")).alias("null_u"),
         F.sum(F.col("i_raw").isNull().cast("long")).alias("null_i"),
         F.sum(F.col("r").isNull().cast("long")).alias("null_r"),
         F.sum((F.isnan("r") | (F.abs("r") == float("inf"))).cast("long")).alias("bad_r"),
-    ).collect()[0]
-    if stats["n"] == 0:
+    ).collect()
+    total = {key: sum(int(row[key] or 0) for row in rows) for key in ("n", "null_u", "null_i", "null_r", "bad_r")}
+    if total["n"] == 0:
         raise ValueError(f"`{name}` holds no ratings")
     for role, key in (("user id", "null_u"), ("item id", "null_i"), ("rating", "null_r")):
-        if stats[key]:
-            raise ValueError(f"`{name}`: {stats[key]} of {stats['n']} rows have a null {role}; drop or fill them first")
-    if stats["bad_r"]:
-        raise ValueError(f"`{name}`: {stats['bad_r']} ratings are NaN or infinite; every rating must be a finite number")
-    positioned, _ = index_frame(frame)
-    users, n_users = map_ids(positioned, "u_raw")
-    items, n_items = map_ids(positioned, "i_raw")
-    user_map = users.select(F.col("raw").alias("u_raw"), F.col("idx").alias("u"))
-    item_map = items.select(F.col("raw").alias("i_raw"), F.col("idx").alias("i"))
-    indexed = (
-        positioned.join(_small(user_map, n_users), "u_raw")
-        .join(_small(item_map, n_items), "i_raw")
-        .select("u", "i", F.col("r").cast("float").alias("r"), "pos")
-    )
-    fields = {f.name: type(f.dataType).__name__ for f in frame.schema.fields}
-    return IndexedRatings(
-        frame=indexed,
-        users=users,
-        items=items,
-        positioned=positioned,
-        n_ratings=int(stats["n"]),
-        n_users=n_users,
-        n_items=n_items,
-        string_users=fields["u_raw"] == "StringType",
-        string_items=fields["i_raw"] == "StringType",
-    )
-
-
-#: Id maps of up to this many ids are broadcast to every executor for joins (hash-joined beyond).
-BROADCAST_IDS = 2_000_000
-
-
-def _small(ids: Any, n: int | None = None) -> Any:
-    """An id map, marked for a broadcast join when it is small."""
-    from pyspark.sql import functions as F
-
-    if n is None:
-        n = ids.count()
-    return F.broadcast(ids) if n <= BROADCAST_IDS else ids
-
-
-def unit_counts(ids: Any, n: int, unit: int) -> np.ndarray:
-    """Ratings of each run of ``unit`` consecutive indices, from an id map of :func:`map_ids`."""
-    from pyspark.sql import functions as F
-
-    counts = np.zeros(-(-n // unit), dtype=np.int64)
-    rows = ids.groupBy((F.col("idx") / F.lit(unit)).cast("int").alias("unit")).agg(F.sum("count").alias("c")).collect()
+        if total[key]:
+            raise ValueError(f"`{name}`: {total[key]} of {total['n']} rows have a null {role}; drop or fill them first")
+    if total["bad_r"]:
+        raise ValueError(f"`{name}`: {total['bad_r']} ratings are NaN or infinite; every rating must be a finite number")
+    n_parts = max(int(row["pid"]) for row in rows) + 1
+    sizes = np.zeros(n_parts, dtype=np.int64)
     for row in rows:
-        counts[row["unit"]] = row["c"]
-    return counts
+        sizes[int(row["pid"])] = int(row["n"])
+    user_ids, user_counts = _id_counts(frame, "u_raw")
+    item_ids, item_counts = _id_counts(frame, "i_raw")
+    return IndexedRatings(frame, user_ids, item_ids, user_counts, item_counts, sizes, int(total["n"]))
 
 
-def lookup(frame: Any, users: Any, items: Any, n_users: int, n_items: int) -> Any:
-    """``frame`` (``u_raw``, ``i_raw``, ``r``) with indices ``u``, ``i`` of the fit's maps, -1 where unknown."""
-    from pyspark.sql import functions as F
+def _shuffled(frame: Any) -> bool:
+    """Whether ``frame``'s plan has a shuffle (an Exchange) before its output."""
+    try:
+        plan = frame._jdf.queryExecution().executedPlan().toString()
+    except Exception:  # noqa: BLE001  (a plan we cannot read: assume the worst)
+        return True
+    return "Exchange" in plan
 
-    return (
-        frame.join(_small(users.select(F.col("raw").alias("u_raw"), F.col("idx").alias("u")), n_users), "u_raw", "left")
-        .join(_small(items.select(F.col("raw").alias("i_raw"), F.col("idx").alias("i")), n_items), "i_raw", "left")
-        .select(F.coalesce("u", F.lit(-1)).alias("u"), F.coalesce("i", F.lit(-1)).alias("i"), F.col("r").cast("float").alias("r"))
-    )
+
+def unit_counts(counts: np.ndarray, unit: int) -> np.ndarray:
+    """Ratings of each run of ``unit`` consecutive indices, from the ratings of each index."""
+    n = counts.shape[0]
+    padded = np.zeros(-(-n // unit) * unit, dtype=np.int64)
+    padded[:n] = counts
+    return padded.reshape(-1, unit).sum(axis=1)
+
+
+def raw_indices(column: Any, ids: np.ndarray) -> np.ndarray:
+    """Index of each raw id of an Arrow ``column`` in the sorted ``ids``; -1 where it is not there."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if ids.dtype.kind == "U":
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            column = pc.cast(column, pa.string())  # integer queries of string ids compare as strings
+        found = pc.index_in(column, value_set=pa.array(ids.tolist(), pa.string()))
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return np.full(len(column), -1, dtype=np.int64)  # string queries of integer ids: unknown
+    raw = column.to_numpy(zero_copy_only=False).astype(np.int64)
+    if ids.shape[0] == 0:
+        return np.full(raw.shape[0], -1, dtype=np.int64)
+    where = np.minimum(np.searchsorted(ids, raw), ids.shape[0] - 1)
+    return np.where(ids[where] == raw, where, -1).astype(np.int64)
+
+
+def _index_batches(batches: Any, ids: Any, offsets: np.ndarray | None) -> Any:
+    """mapInArrow body: ``u``, ``i`` (indices, -1 unknown), ``r`` and, with ``offsets``, ``pos``."""
+    import pyarrow as pa
+    from pyspark import TaskContext
+
+    user_ids, item_ids = ids.value
+    row = 0
+    base = int(offsets[TaskContext.get().partitionId()]) if offsets is not None else 0
+    for batch in batches:
+        u = raw_indices(batch.column("u_raw"), user_ids).astype(np.int32)
+        i = raw_indices(batch.column("i_raw"), item_ids).astype(np.int32)
+        r = batch.column("r").to_numpy(zero_copy_only=False).astype(np.float32)
+        columns = {"u": u, "i": i, "r": r}
+        if offsets is not None:
+            columns["pos"] = base + row + np.arange(u.shape[0], dtype=np.int64)
+        row += u.shape[0]
+        yield pa.RecordBatch.from_pydict(columns)
+
+
+def indexed_frame(spark: Any, frame: Any, data: IndexedRatings, *, positions: bool = True) -> Any:
+    """``frame`` (``u_raw``, ``i_raw``, ``r``) as indices of ``data``'s ids: ``u``, ``i`` (-1 unknown), ``r``, ``pos``.
+
+    ``pos`` (the rating's position in the input) is only right for the
+    training ratings themselves (``frame`` is ``data.frame``).
+    """
+    from functools import partial
+
+    ids = spark.sparkContext.broadcast((data.user_ids, data.item_ids))
+    schema = "u int, i int, r float" + (", pos long" if positions else "")
+    body = partial(_index_batches, ids=ids, offsets=data.offsets if positions else None)
+    return frame.mapInArrow(body, schema)
+
+
+def id_frame(spark: Any, ids: np.ndarray) -> Any:
+    """A DataFrame of ``ids`` with their indices: columns ``raw``, ``idx``."""
+    import pyarrow as pa
+
+    raw = pa.array(ids.tolist(), pa.string()) if ids.dtype.kind == "U" else pa.array(ids, pa.int64())
+    return spark.createDataFrame(pa.table({"raw": raw, "idx": pa.array(np.arange(ids.shape[0], dtype=np.int32))}))
