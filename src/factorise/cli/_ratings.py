@@ -19,6 +19,7 @@ import numpy as np
 from factorise.cli._common import about, add_read_options, check_paths, given_read_flags, note, read_options, reading
 from factorise.cli._memory import check_fit_memory, check_read_memory, release_free_memory
 from factorise.cli._progress import history_progress
+from factorise.cli._spark import add_engine_options, check_engine_flags, evaluate_spark, fit_spark
 from factorise.io import atomic_write
 
 __all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "add_commands"]
@@ -34,6 +35,7 @@ ALGORITHMS: dict[str, str] = {
 }
 #: The algorithm ``factorise fit`` and ``factorise evaluate`` use by default.
 DEFAULT_ALGORITHM = "sgd"
+
 
 
 def _out(text: str = "") -> None:
@@ -127,23 +129,24 @@ def _add_model_options(parser: argparse.ArgumentParser, types: dict[str, Any]) -
     )
 
 
-def build_model(args: argparse.Namespace) -> Any:
+def build_model(args: argparse.Namespace, cls: type | None = None) -> Any:
     """The model that ``--algo`` and the model options describe, its parameters validated.
 
     The model flags (``--rank``, ``--epochs``, ...) and ``-p NAME=VALUE`` take one path: the text is
     parsed the same way and checked by the model's own parameter validation, and an error names the
     flag as the user typed it (``--epochs 0: `n_epochs` must be ...``).
     """
-    import factorise.models as models
+    if cls is None:
+        import factorise.models as models
 
-    cls = getattr(models, ALGORITHMS[args.algo])
+        cls = getattr(models, ALGORITHMS[args.algo])
     model = cls()
     names = model.get_params()
     settings: dict[str, Any] = {}
     given: dict[str, str] = {}  # parameter -> how the user gave it, for messages
     flags = {
         "--rank": ("rank", args.rank),
-        "--epochs": (cls._steps_param, args.epochs),
+        "--epochs": (getattr(cls, "_steps_param", "n_epochs"), args.epochs),
         "--lr": ("learning_rate", args.lr),
         "--reg": ("regularization", args.reg),
         "--seed": ("random_state", args.seed),
@@ -201,6 +204,10 @@ def _read(args: argparse.Namespace, path: str, *, pairs: bool = False) -> Any:
 def fit(args: argparse.Namespace) -> None:
     """``factorise fit RATINGS``: fit a model, report, save, plot."""
     from factorise.evaluation import train_test_split
+
+    check_engine_flags(args)
+    if args.engine == "spark":
+        return fit_spark(args)
 
     check_paths(
         [("--save", args.save), ("--plot", args.plot)],
@@ -366,6 +373,10 @@ def evaluate(args: argparse.Namespace) -> None:
     """``factorise evaluate RATINGS (--folds K | --test TEST | --movielens-splits DIR)``."""
     from factorise.evaluation import KFold, cross_validate, movielens_folds
 
+    check_engine_flags(args)
+    if args.engine == "spark":
+        return evaluate_spark(args)
+
     inputs = [("RATINGS", args.ratings), ("--test", args.test)]
     if args.movielens_splits and Path(args.movielens_splits).is_dir():
         inputs += [("--movielens-splits", f) for f in sorted(Path(args.movielens_splits).iterdir())]
@@ -501,6 +512,7 @@ def add_commands(sub: Any, types: dict[str, Any]) -> None:
     )
     p.add_argument("--save", metavar="MODEL", help="save the fitted model here (.npz)")
     p.add_argument("--plot", metavar="FILE.png", help="draw learning curves (train/validation RMSE per epoch)")
+    add_engine_options(p)
     add_read_options(p)
     p.set_defaults(run=fit)
 
@@ -544,6 +556,7 @@ def add_commands(sub: Any, types: dict[str, Any]) -> None:
         "--threshold", type=_finite, default=4.0, help="a test rating >= this is relevant (default: 4)"
     )
     p.add_argument("--plot", metavar="FILE.png", help="draw each fold's train and test RMSE per epoch")
+    add_engine_options(p)
     add_read_options(p)
     p.set_defaults(run=evaluate)
 

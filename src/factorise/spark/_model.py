@@ -45,6 +45,8 @@ class SparkRatingModel:
     #: The local model class :meth:`to_local` builds (set by subclasses).
     _local_class: ClassVar[type]
     _param_names: ClassVar[tuple[str, ...]] = ()
+    #: Name of the parameter giving the number of steps (as for the local models).
+    _steps_param: ClassVar[str] = "n_epochs"
 
     user_factors_: Any
     item_factors_: Any
@@ -58,6 +60,16 @@ class SparkRatingModel:
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters, by name."""
         return {name: getattr(self, name) for name in self._param_names}
+
+    def set_params(self, **params: Any) -> SparkRatingModel:
+        """Set constructor parameters; return ``self``."""
+        for name, value in params.items():
+            if name not in self._param_names:
+                raise ValueError(
+                    f"unknown parameter {name!r} for {type(self).__name__}; expected one of {list(self._param_names)}"
+                )
+            setattr(self, name, value)
+        return self
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

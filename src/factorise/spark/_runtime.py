@@ -193,7 +193,9 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     _check_master(master)
     builder = SparkSession.builder.master(master).appName(app_name)
-    for key, value in {**DEFAULT_CONF, **dict(conf or {})}.items():
+    quiet = Path(__file__).with_name("log4j2.properties")
+    settings = {**DEFAULT_CONF, "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{quiet}"}
+    for key, value in {**settings, **dict(conf or {})}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
