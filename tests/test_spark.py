@@ -261,10 +261,19 @@ def test_a_path_is_read_by_spark(spark: object, tmp_path: Path, data: tuple[np.n
     from_file = SparkBiasedMF(**PARAMS, n_blocks=2).fit(str(tsv), spark=spark).to_local()
     local = BiasedMF(**PARAMS, n_blocks=2, n_threads=1).fit(Ratings.from_raw(u, i, r))
     np.testing.assert_allclose(from_file.user_factors_, local.user_factors_, rtol=1e-5, atol=1e-6)
-    parquet = tmp_path / "r.parquet"
-    frame(spark, u, i, r, slices=1).write.parquet(str(parquet))  # type: ignore[attr-defined]
+    parquet = tmp_path / "r.parquet"  # a directory of three part files, read in file order
+    frame(spark, u, i, r, slices=3).write.parquet(str(parquet))  # type: ignore[attr-defined]
     again = SparkBiasedMF(**PARAMS, n_blocks=2).fit(str(parquet), spark=spark).to_local()
     np.testing.assert_allclose(again.user_factors_, local.user_factors_, rtol=1e-5, atol=1e-6)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    groups = tmp_path / "groups.parquet"  # one file of nine row groups, read row group by row group
+    pq.write_table(pa.table({"user": u, "item": i, "rating": r}), groups, row_group_size=1000)
+    assert pq.ParquetFile(groups).metadata.num_row_groups == 9
+    grouped = SparkBiasedMF(**PARAMS, n_blocks=2).fit(str(groups), spark=spark).to_local()
+    np.testing.assert_allclose(grouped.user_factors_, local.user_factors_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(grouped.user_ids_.ids, local.user_ids_.ids)
 
 
 def test_duplicate_pairs_keep_the_last_rating_and_warn(spark: object) -> None:

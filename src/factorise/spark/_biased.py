@@ -210,7 +210,11 @@ class SparkBiasedMF(SparkRatingModel):
         sc = spark.sparkContext
         columns = _prepare.Columns(self.user_col, self.item_col, self.rating_col)
         frame = _prepare.check_columns(_prepare.read_frame(spark, ratings, columns), columns)
-        data = _prepare.index_ratings(spark, frame)
+        pieces = _prepare.parquet_pieces(spark, ratings)
+        if pieces is not None:
+            data = _prepare.index_parquet(spark, frame, pieces, columns)
+        else:
+            data = _prepare.index_ratings(spark, frame)
         local._check_params(SimpleNamespace(n_users=data.n_users, n_items=data.n_items))
         B = resolve_n_blocks(self.n_blocks if self.n_blocks is not None else max(2, sc.defaultParallelism), 1)
         rng = check_random_state(self.random_state)
@@ -234,7 +238,9 @@ class SparkBiasedMF(SparkRatingModel):
             dtype=str(self.dtype),
         )
         maps = sc.broadcast((data.user_ids, data.item_ids, user_block, user_row, item_block, item_row))
-        blocks = _dsgd.build_blocks(data.frame, layout, maps, offsets=data.offsets, sample=sample)
+        blocks = _dsgd.build_blocks(
+            data.frame, layout, maps, offsets=data.offsets, sample=sample, pieces=data.pieces, columns=columns
+        )
         stats = _dsgd.rating_stats(blocks)
         ratings_rdd, sample_rdd = _dsgd.split_blocks(blocks)
         if stats.dropped:

@@ -126,14 +126,31 @@ def _key_batches(
     row. Unknown ids (validation only) keep -1 as their row; their block is
     0 on the home side and -1 on the rotating side.
     """
-    import pyarrow as pa
     from pyspark import TaskContext
+
+    base = int(offsets[TaskContext.get().partitionId()]) if offsets is not None else 0
+    yield from _key_at(batches, maps, home_is_user, base)
+
+
+def _key_pieces(pieces: Iterable[tuple[int, str, int]], maps: Any, home_is_user: bool, columns: Any) -> Iterator[Any]:
+    """The keying of :func:`_key_batches`, on Parquet row groups read here (``(offset, uri, group)``)."""
+    from factorise.spark._prepare import read_piece
+
+    for offset, uri, group in pieces:
+        table = read_piece(uri, group, columns)
+        for batch in _key_at(table.to_batches(max_chunksize=1 << 20), maps, home_is_user, offset):
+            for h, g, payload in zip(*(batch.column(c).to_pylist() for c in ("h", "g", "payload")), strict=True):
+                yield h, (g, payload)
+
+
+def _key_at(batches: Iterable[Any], maps: Any, home_is_user: bool, base: int) -> Iterator[Any]:
+    """:func:`_key_batches` from position ``base`` on."""
+    import pyarrow as pa
 
     from factorise.spark._prepare import raw_indices
 
     user_ids, item_ids, ub, ul, ib, il = maps.value
     row = 0
-    base = int(offsets[TaskContext.get().partitionId()]) if offsets is not None else 0
     for batch in batches:
         u = raw_indices(batch.column("u_raw"), user_ids)
         i = raw_indices(batch.column("i_raw"), item_ids)
@@ -228,6 +245,8 @@ def build_blocks(
     offsets: np.ndarray | None = None,
     sample: Any = None,
     kind: str = "R",
+    pieces: list[tuple[str, int, int]] | None = None,
+    columns: Any = None,
 ) -> Any:
     """The blocks of ``frame`` (raw ``u_raw``, ``i_raw``, ``r``) as an RDD of ``B`` partitions, cached.
 
@@ -246,9 +265,17 @@ def build_blocks(
     """
     from pyspark import StorageLevel
 
-    body = partial(_key_batches, maps=maps, home_is_user=layout.home_is_user, offsets=offsets)
-    keyed = frame.mapInArrow(body, "h int, g int, payload binary")
-    rdd = keyed.rdd.map(lambda row: (row[0], (row[1], row[2]))).partitionBy(layout.n_blocks, block_home)
+    if pieces is not None:  # Parquet row groups, read by pyarrow on the executors
+        sc = frame.sparkSession.sparkContext
+        starts = np.concatenate([[0], np.cumsum([rows for _, _, rows in pieces])[:-1]])
+        work = [(int(o), uri, g) for o, (uri, g, _) in zip(starts, pieces, strict=True)]
+        slices = max(1, min(len(work), 4 * sc.defaultParallelism))
+        body = partial(_key_pieces, maps=maps, home_is_user=layout.home_is_user, columns=columns)
+        rdd = sc.parallelize(work, slices).mapPartitions(body).partitionBy(layout.n_blocks, block_home)
+    else:
+        body = partial(_key_batches, maps=maps, home_is_user=layout.home_is_user, offsets=offsets)
+        keyed = frame.mapInArrow(body, "h int, g int, payload binary")
+        rdd = keyed.rdd.map(lambda row: (row[0], (row[1], row[2]))).partitionBy(layout.n_blocks, block_home)
     blocks = rdd.mapPartitions(partial(_assemble, layout=layout, sample=sample, kind=kind), preservesPartitioning=True)
     return blocks.persist(StorageLevel.MEMORY_AND_DISK)
 

@@ -249,6 +249,9 @@ class SparkRatingModel:
         pairs = self._rated.select("u", "i").toArrow()
         users = np.asarray(pairs.column("u").to_numpy(), dtype=np.int32)
         items = np.asarray(pairs.column("i").to_numpy(), dtype=np.int32)
+        n_users, n_items = len(local.user_ids_), len(local.item_ids_)
+        if users.size and not (0 <= users.min() and users.max() < n_users and 0 <= items.min() and items.max() < n_items):
+            raise RuntimeError("the training pairs do not match the model's id maps (was the input changed?)")
         order = np.argsort(users, kind="stable")
         local._rated_indptr, local._rated_items = _rated_lists(users[order], items[order], len(local.user_ids_), 1)
         local.global_mean_ = float(self.global_mean_)

@@ -161,6 +161,9 @@ class IndexedRatings:
     item_counts: np.ndarray
     partition_sizes: np.ndarray
     n_ratings: int
+    #: With a Parquet path read by pyarrow on the executors: ``(uri, row group, rows)`` of each piece,
+    #: in input order (the "partitions" of ``partition_sizes``); None when Spark reads the rows.
+    pieces: list[tuple[str, int, int]] | None = None
 
     @property
     def n_users(self) -> int:
@@ -308,3 +311,111 @@ def id_frame(spark: Any, ids: np.ndarray) -> Any:
 
     raw = pa.array(ids.tolist(), pa.string()) if ids.dtype.kind == "U" else pa.array(ids, pa.int64())
     return spark.createDataFrame(pa.table({"raw": raw, "idx": pa.array(np.arange(ids.shape[0], dtype=np.int32))}))
+
+
+# --------------------------------------------------- Parquet read on the executors
+def parquet_pieces(spark: Any, source: Any) -> list[tuple[str, int, int]] | None:
+    """The row groups of a Parquet path, ``(uri, row group, rows)`` in file order, or None for other inputs.
+
+    Spark lists the files (any Hadoop filesystem); pyarrow reads each footer
+    here. A path pyarrow cannot open (a filesystem it has no driver for) is
+    left to Spark's reader (None).
+    """
+    if not isinstance(source, (str, Path)):
+        return None
+    text = str(source)
+    lower = text.rstrip("/").lower()
+    local = "://" not in text or text.startswith("file://")
+    if not (lower.endswith(".parquet") or (local and Path(text.removeprefix("file://")).is_dir())):
+        return None
+    try:
+        import pyarrow.fs as pafs
+        import pyarrow.parquet as pq
+
+        files = sorted(spark.read.parquet(text).inputFiles())
+        pieces = []
+        for uri in files:
+            fs, path = pafs.FileSystem.from_uri(uri)
+            meta = pq.read_metadata(path, filesystem=fs)
+            pieces += [(uri, g, int(meta.row_group(g).num_rows)) for g in range(meta.num_row_groups)]
+    except Exception as exc:  # noqa: BLE001  (no pyarrow driver for this filesystem: Spark reads it)
+        logger.info("Parquet pieces of %s not readable by pyarrow (%s): Spark reads the rows", text, exc)
+        return None
+    return pieces or None
+
+
+def read_piece(uri: str, group: int, columns: Columns) -> Any:
+    """One row group's user, item and rating columns, as a pyarrow Table (``u_raw``, ``i_raw``, ``r``)."""
+    import pyarrow.compute as pc
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    fs, path = pafs.FileSystem.from_uri(uri)
+    table = pq.ParquetFile(path, filesystem=fs).read_row_group(group, columns=[columns.user, columns.item, columns.rating])
+    return table.rename_columns(["u_raw", "i_raw", "r"]).set_column(2, "r", pc.cast(table.column(2), "float64"))
+
+
+def _value_counts(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    counted = pc.value_counts(column)
+    values = counted.field("values")
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        ids = np.asarray(values.to_pylist(), dtype=str)
+    else:
+        ids = values.to_numpy(zero_copy_only=False).astype(np.int64)
+    counts = counted.field("counts").to_numpy(zero_copy_only=False).astype(np.int64)
+    order = np.argsort(ids, kind="stable")  # value_counts keeps the order of first appearance
+    return ids[order], counts[order]
+
+
+def _merge_counts(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    if a[0].shape[0] == 0:
+        return b
+    if b[0].shape[0] == 0:
+        return a
+    if a[0].dtype.kind != b[0].dtype.kind:
+        a = (a[0].astype(str), a[1])
+        b = (b[0].astype(str), b[1])
+    ids, inverse = np.unique(np.concatenate([a[0], b[0]]), return_inverse=True)
+    return ids, np.bincount(inverse.reshape(-1), weights=np.concatenate([a[1], b[1]]), minlength=ids.shape[0]).astype(np.int64)
+
+
+def _piece_summary(pieces: Any, columns: Columns) -> Any:
+    import pyarrow.compute as pc
+
+    for uri, group, _ in pieces:
+        table = read_piece(uri, group, columns)
+        r = table.column("r")
+        bad = int(pc.sum(pc.or_(pc.is_nan(r), pc.is_inf(r))).as_py() or 0) if len(r) else 0
+        nulls = tuple(int(table.column(c).null_count) for c in ("u_raw", "i_raw", "r"))
+        users = _value_counts(table.column("u_raw").drop_null())
+        items = _value_counts(table.column("i_raw").drop_null())
+        yield (len(table), *nulls, bad), users, items
+
+
+def _merge_summaries(a: Any, b: Any) -> Any:
+    return tuple(x + y for x, y in zip(a[0], b[0], strict=True)), _merge_counts(a[1], b[1]), _merge_counts(a[2], b[2])
+
+
+def index_parquet(spark: Any, frame: Any, pieces: list[tuple[str, int, int]], columns: Columns, *, name: str = "ratings") -> IndexedRatings:
+    """:func:`index_ratings` for a Parquet path whose pieces pyarrow reads on the executors: one pass."""
+    from functools import partial
+
+    sc = spark.sparkContext
+    slices = max(1, min(len(pieces), 4 * sc.defaultParallelism))
+    summary = sc.parallelize(pieces, slices).mapPartitions(partial(_piece_summary, columns=columns))
+    (n, null_u, null_i, null_r, bad), (user_ids, user_counts), (item_ids, item_counts) = summary.treeReduce(_merge_summaries)
+    if n == 0:
+        raise ValueError(f"`{name}` holds no ratings")
+    for role, count in (("user id", null_u), ("item id", null_i), ("rating", null_r)):
+        if count:
+            raise ValueError(f"`{name}`: {count} of {n} rows have a null {role}; drop or fill them first")
+    if bad:
+        raise ValueError(f"`{name}`: {bad} ratings are NaN or infinite; every rating must be a finite number")
+    for side, ids in (("u_raw", user_ids), ("i_raw", item_ids)):
+        if ids.shape[0] > MAX_IDS:
+            raise ValueError(f"{ids.shape[0]} distinct ids in column {side!r}: at most {MAX_IDS} are supported")
+    sizes = np.array([rows for _, _, rows in pieces], dtype=np.int64)
+    return IndexedRatings(frame, user_ids, item_ids, user_counts, item_counts, sizes, int(n), pieces=pieces)
