@@ -3,7 +3,10 @@
 ``python spark_cluster_job.py MASTER_URL WORKDIR`` prints one JSON line with
 the largest differences between SparkBiasedMF's factors (a clean fit, and a
 fit whose first attempt of one task fails) and BiasedMF's, and the executors
-the session had.
+the session had. ``python spark_cluster_job.py MASTER_URL WORKDIR memory``
+fits, with a driver of 1 GiB that may not receive more than 64 MiB of results,
+ratings whose Spark rows take more than 1 GiB (each carries a 400-byte
+comment the model does not read), written by the executors.
 """
 
 from __future__ import annotations
@@ -19,8 +22,46 @@ from factorise.models import BiasedMF
 from factorise.spark import SparkBiasedMF, spark_session
 
 
+ROWS = 3_000_000
+COMMENT = 400
+
+
+def memory(master: str, work: Path) -> None:
+    spark = spark_session(
+        master,
+        {
+            "spark.driver.memory": "1g",
+            "spark.driver.maxResultSize": "64m",
+            "spark.executor.memory": "900m",
+            "spark.executor.cores": "1",
+            "spark.sql.shuffle.partitions": "4",
+            "spark.default.parallelism": "2",
+        },
+    )
+    path = str(work / "wide.parquet")
+    spark.range(0, ROWS, numPartitions=4).selectExpr(
+        "cast(id % 50000 as bigint) as user",  # distinct (user, item) pairs: 50,000 users x 60 items
+        "cast(id div 50000 as bigint) as item",
+        "cast(1 + (id * 31) % 5 as double) as rating",
+        f"concat(cast(id as string), repeat('x', {COMMENT})) as comment",
+    ).write.parquet(path)
+    frame = spark.read.parquet(path)
+    model = SparkBiasedMF(rank=2, n_epochs=1, random_state=0, checkpoint_dir=str(work / "checkpoints"))
+    model.fit(frame, spark=spark)
+    print(json.dumps({
+        "n_ratings": model.n_ratings_,
+        "row_bytes": model.n_ratings_ * (3 * 8 + COMMENT),
+        "driver_memory": spark.sparkContext.getConf().get("spark.driver.memory"),
+        "train_rmse": model.history_[-1]["train_rmse"],
+    }))  # fmt: skip
+    spark.stop()
+
+
 def main() -> None:
     master, work = sys.argv[1], Path(sys.argv[2])
+    if len(sys.argv) > 3 and sys.argv[3] == "memory":
+        memory(master, work)
+        return
     spark = spark_session(
         master,
         {
