@@ -432,3 +432,17 @@ def test_spark_als_bad_parameters(kwargs: dict[str, object], error: type, match:
 
     with pytest.raises(error, match=match):
         SparkALS(**kwargs).validate_params()  # type: ignore[arg-type]
+
+
+def test_importing_the_engine_does_not_import_pyspark() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, factorise, factorise.spark, factorise.cli\n"
+        "from factorise.spark import SparkBiasedMF, SparkALS\n"
+        "SparkBiasedMF(rank=4).validate_params(); SparkALS(rank=4).validate_params()\n"
+        "assert 'pyspark' not in sys.modules, 'pyspark imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from factorise._validation import check_non_negative_float, check_positive_int, check_random_state
-from factorise.spark._model import SparkRatingModel, _check_column_name
+from factorise.spark._model import SparkRatingModel
 
 __all__ = ["SparkALS"]
 
@@ -148,7 +148,6 @@ class SparkALS(SparkRatingModel):
         check_non_negative_float(self.regularization, "regularization")
         check_non_negative_float(self.bias_regularization, "bias_regularization")
         check_positive_int(self.bias_epochs, "bias_epochs")
-        check_positive_int(self.checkpoint_interval, "checkpoint_interval")
         if self.n_blocks is not None:
             check_positive_int(self.n_blocks, "n_blocks")
         if self.random_state is not None and (
@@ -158,15 +157,7 @@ class SparkALS(SparkRatingModel):
                 f"`random_state` must be None or an integer (MLlib's seed); got {self.random_state!r} of type "
                 f"{type(self.random_state).__name__}"
             )
-        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
-            raise TypeError(f"`checkpoint_dir` must be None or a path/URI string; got {self.checkpoint_dir!r}")
-        for name in ("user_col", "item_col", "rating_col"):
-            _check_column_name(getattr(self, name), name)
-        if len({self.user_col, self.item_col, self.rating_col}) < 3:
-            raise ValueError(
-                f"`user_col`, `item_col` and `rating_col` must be three different columns; got "
-                f"{self.user_col!r}, {self.item_col!r}, {self.rating_col!r}"
-            )
+        self._check_spark_params()
         return self
 
     def fit(

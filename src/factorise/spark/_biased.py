@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import warnings
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -14,7 +13,7 @@ import numpy as np
 
 from factorise._validation import check_random_state
 from factorise.exceptions import DivergenceError
-from factorise.spark._model import SparkRatingModel, _check_column_name
+from factorise.spark._model import SparkRatingModel
 
 __all__ = ["SparkBiasedMF"]
 
@@ -145,22 +144,7 @@ class SparkBiasedMF(SparkRatingModel):
     def validate_params(self) -> SparkBiasedMF:
         """Check every parameter without data (BiasedMF's checks, then the Spark ones); return ``self``."""
         self._local_model().validate_params()
-        if not isinstance(self.checkpoint_interval, numbers.Integral) or isinstance(self.checkpoint_interval, bool):
-            raise TypeError(
-                f"`checkpoint_interval` must be an integer >= 1; got {self.checkpoint_interval!r} of type "
-                f"{type(self.checkpoint_interval).__name__}"
-            )
-        if self.checkpoint_interval < 1:
-            raise ValueError(f"`checkpoint_interval` must be an integer >= 1; got {self.checkpoint_interval}")
-        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
-            raise TypeError(f"`checkpoint_dir` must be None or a path/URI string; got {self.checkpoint_dir!r}")
-        for name in ("user_col", "item_col", "rating_col"):
-            _check_column_name(getattr(self, name), name)
-        if len({self.user_col, self.item_col, self.rating_col}) < 3:
-            raise ValueError(
-                f"`user_col`, `item_col` and `rating_col` must be three different columns; got "
-                f"{self.user_col!r}, {self.item_col!r}, {self.rating_col!r}"
-            )
+        self._check_spark_params()
         return self
 
     # -------------------------------------------------------------------- fit

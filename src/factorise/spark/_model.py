@@ -75,6 +75,19 @@ class SparkRatingModel:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    def _check_spark_params(self) -> None:
+        """The parameters every Spark model shares: checkpoints and column names."""
+        check_positive_int(self.checkpoint_interval, "checkpoint_interval")
+        if self.checkpoint_dir is not None and not isinstance(self.checkpoint_dir, str):
+            raise TypeError(f"`checkpoint_dir` must be None or a path/URI string; got {self.checkpoint_dir!r}")
+        for name in ("user_col", "item_col", "rating_col"):
+            _check_column_name(getattr(self, name), name)
+        if len({self.user_col, self.item_col, self.rating_col}) < 3:
+            raise ValueError(
+                f"`user_col`, `item_col` and `rating_col` must be three different columns; got "
+                f"{self.user_col!r}, {self.item_col!r}, {self.rating_col!r}"
+            )
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "user_factors_"):
             raise RuntimeError(f"this {type(self).__name__} is not fitted yet: call fit() or load() first")
@@ -397,12 +410,3 @@ def _top_items(
             {"user": out_user, "rank": out_rank, "item": out_item, "score": out_score, "ranking_score": out_raw},
             schema=schema,
         )
-
-
-def check_positive(value: object, name: str) -> int:
-    """A positive integer parameter."""
-    return check_positive_int(value, name)
-
-
-def rmse_or_nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
