@@ -225,8 +225,7 @@ class SparkBiasedMF(SparkRatingModel):
         blocks = _dsgd.build_blocks(
             data.frame, layout, maps, offsets=data.offsets, sample=sample, pieces=data.pieces, columns=columns
         )
-        stats = _dsgd.rating_stats(blocks)
-        ratings_rdd, sample_rdd = _dsgd.split_blocks(blocks)
+        ratings_rdd, sample_rdd, stats = _dsgd.split_blocks(blocks)
         if stats.dropped:
             warnings.warn(
                 DuplicateRatingsWarning(
@@ -261,9 +260,11 @@ class SparkBiasedMF(SparkRatingModel):
                 epoch_seeds = np.vstack([epoch_seeds, seeds_e[None, :]])
                 lr, factor_lr, factor_reg, bias_lr, bias_reg = local.epoch_rates(epoch, sigma)
                 scalars = (f(mu), f(factor_lr), f(factor_reg), f(bias_lr), f(bias_reg))
-                state, outs, sse = _dsgd.run_epoch(
+                evaluation = (layout, [*train_sets, *valid_sets], float(mu), stats.low, stats.high, train_tag)
+                state, outs, sse, rmse = _dsgd.run_epoch(
                     sc, layout, ratings_rdd, state, epoch=epoch, rounds=rounds, epoch_seeds=epoch_seeds,
                     scalars=scalars, checkpoint=epoch % int(self.checkpoint_interval) == 0, fault=self._fault,
+                    evaluation=evaluation,
                 )  # fmt: skip
                 for rdd in previous:  # the last epoch's rounds, now that this one's are computed
                     if rdd is not best:
@@ -276,10 +277,6 @@ class SparkBiasedMF(SparkRatingModel):
                         f"SparkBiasedMF diverged at step {epoch}: the biases or factors became NaN or infinite; "
                         f"{local._divergence_advice()}"
                     )
-                rmse = _dsgd.evaluate(
-                    layout, state, [*train_sets, *valid_sets], mu=float(mu), low=stats.low, high=stats.high,
-                    train_tag=train_tag,
-                )  # fmt: skip
                 record: dict[str, float] = {"epoch": epoch, "train_rmse": rmse.get("train", math.nan)}
                 if not math.isfinite(record["train_rmse"]):
                     raise DivergenceError(
