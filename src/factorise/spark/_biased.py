@@ -319,10 +319,19 @@ class SparkBiasedMF(SparkRatingModel):
 
         from factorise.spark import _dsgd, _prepare
 
+        import uuid
+
+        where = _dsgd.ensure_checkpoint_dir(spark.sparkContext, self.checkpoint_dir).rstrip("/")
+        if "://" not in where:
+            where = f"file://{where}"
+        files = _dsgd.factor_frames(spark, layout, state, maps, f"{where}/factors-{uuid.uuid4().hex}")
         for side, ids in (("user", data.user_ids), ("item", data.item_ids)):
-            kind = "string" if ids.dtype.kind == "U" else "bigint"
-            schema = f"id {kind}, idx int, bias float, factors array<float>"
-            frame = spark.createDataFrame(_dsgd.factor_rows(layout, state, maps, side), schema)
+            if files is not None:  # written by the tasks as Parquet, read back (no Python rows)
+                frame = files[side].select("id", "idx", "bias", "factors")
+            else:
+                kind = "string" if ids.dtype.kind == "U" else "bigint"
+                schema = f"id {kind}, idx int, bias float, factors array<float>"
+                frame = spark.createDataFrame(_dsgd.factor_rows(layout, state, maps, side), schema)
             frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
             frame.count()
             setattr(self, f"{side}_factors_", frame)

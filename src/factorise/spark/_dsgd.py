@@ -628,6 +628,56 @@ def factor_rows(layout: Layout, state: Any, maps: Any, side: str) -> Any:
     return state.filter(lambda kv: kv[1][0] == tag).flatMap(rows)
 
 
+def _write_factor_files(
+    elements: Iterable[tuple[int, tuple[Any, ...]]], layout: Layout, maps: Any, directory: str
+) -> Iterator[tuple[str, str]]:
+    """Write each factor block of a partition as one Parquet file ``directory/{side}/block-{b}.parquet``."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    user_ids, item_ids, ub, _, ib, _ = maps.value
+    for _, element in elements:
+        tag = element[0]
+        if tag not in ("H", "G"):
+            continue
+        _, b, bias, factors = element
+        is_user = (tag == "H") == layout.home_is_user
+        side = "user" if is_user else "item"
+        idx = np.flatnonzero((ub if is_user else ib) == b)
+        raw = (user_ids if is_user else item_ids)[idx]
+        k = factors.shape[1]
+        table = pa.table({
+            "id": pa.array(raw.tolist(), pa.string()) if raw.dtype.kind == "U" else pa.array(raw, pa.int64()),
+            "idx": pa.array(idx.astype(np.int32)),
+            "bias": pa.array(np.asarray(bias, dtype=np.float32)),
+            "factors": pa.ListArray.from_arrays(
+                pa.array(np.arange(0, (idx.shape[0] + 1) * k, k, dtype=np.int32)),
+                pa.array(np.ascontiguousarray(factors, dtype=np.float32).reshape(-1)),
+            ),
+        })  # fmt: skip
+        fs, base = pafs.FileSystem.from_uri(f"{directory}/{side}")
+        fs.create_dir(base, recursive=True)
+        pq.write_table(table, f"{base}/block-{b:05d}.parquet", filesystem=fs)
+        yield side, f"{directory}/{side}"
+
+
+def factor_frames(spark: Any, layout: Layout, state: Any, maps: Any, directory: str) -> dict[str, Any] | None:
+    """The factor DataFrames (``id, idx, bias, factors``), written as Parquet by the tasks and read back.
+
+    None when pyarrow cannot write to ``directory``'s filesystem (the caller
+    then builds them from rows).
+    """
+    try:
+        import pyarrow.fs as pafs
+
+        pafs.FileSystem.from_uri(directory)
+    except Exception:  # noqa: BLE001
+        return None
+    written = state.mapPartitions(partial(_write_factor_files, layout=layout, maps=maps, directory=directory)).collect()
+    return {side: spark.read.parquet(path) for side, path in sorted(set(written))}
+
+
 def checkpoint_dir(sc: Any) -> str | None:
     """The context's checkpoint directory, if one is set."""
     value = sc._jsc.sc().getCheckpointDir()
