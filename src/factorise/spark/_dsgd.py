@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Layout", "block_home", "build_blocks", "evaluate", "factor_rows", "initial_state", "run_epoch", "split_blocks"]
+__all__ = ["Layout", "block_home", "build_blocks", "factor_rows", "initial_state", "run_epoch", "split_blocks"]
 
 logger = logging.getLogger(__name__)
 
@@ -498,8 +498,9 @@ def run_epoch(
     checkpoint : bool
         Checkpoint the new state (cuts the lineage).
     evaluation : tuple, optional
-        ``(layout, sets, mu, low, high, train_tag)``: also compute the RMSEs of
-        :func:`evaluate` after the epoch, in the same Spark job.
+        ``(layout, sets, mu, low, high, train_tag)``: also compute the RMSEs of the
+        clipped predictions over the training set (sample) and the validation pairs after the
+        epoch, in the same Spark job (every partition gets every rotating block for it).
 
     Returns
     -------
@@ -510,7 +511,7 @@ def run_epoch(
     sse : float
         Sum of the squared pre-update errors, added in the shared-memory sweep's order.
     rmse : dict
-        With ``evaluation``: ``{"train": ..., "valid": ...}`` (as :func:`evaluate`).
+        With ``evaluation``: ``{"train": ..., "valid": ...}``.
     """
     from pyspark import StorageLevel
 
@@ -588,27 +589,11 @@ def _eval_task(
 
 
 def _evaluation(state: Any, layout: Layout, sets: list[Any], mu: float, low: float, high: float, train_tag: str) -> Any:
-    """The RDD of ``("E", kind, sse, n)`` records of :func:`evaluate`."""
+    """The RDD of ``("E", kind, sse, n)`` records: squared errors and counts of the training sample and validation."""
     B = layout.n_blocks
     spread = state.flatMap(partial(_spread, n_blocks=B)).partitionBy(B, block_home)
     task = partial(_eval_task, layout=layout, mu=mu, low=low, high=high, train_tag=train_tag)
     return state.context.union([state, spread, *sets]).mapPartitions(task)
-
-
-def evaluate(
-    layout: Layout, state: Any, sets: list[Any], *, mu: float, low: float, high: float, train_tag: str
-) -> dict[str, float]:
-    """RMSE of the clipped predictions over the training set (sample) and the validation pairs.
-
-    Every partition gets every rotating block for this (``B`` copies of the
-    smaller factors).
-    """
-    sums: dict[str, list[float]] = {}
-    for _, kind, sse, n in _evaluation(state, layout, sets, mu, low, high, train_tag).collect():
-        entry = sums.setdefault(kind, [0.0, 0])
-        entry[0] += sse
-        entry[1] += n
-    return {kind: math.sqrt(sse / n) for kind, (sse, n) in sums.items() if n}
 
 
 # ------------------------------------------------------------------ results

@@ -179,6 +179,22 @@ class IndexedRatings:
         return np.concatenate([[0], np.cumsum(self.partition_sizes)[:-1]]).astype(np.int64)
 
 
+def _check_scan(name: str, n: int, null_u: int, null_i: int, null_r: int, bad: int) -> None:
+    """The checks of a first pass over the ratings (however it was read): no empty data, nulls or NaN."""
+    if n == 0:
+        raise ValueError(f"`{name}` holds no ratings")
+    for role, count in (("user id", null_u), ("item id", null_i), ("rating", null_r)):
+        if count:
+            raise ValueError(f"`{name}`: {count} of {n} rows have a null {role}; drop or fill them first")
+    if bad:
+        raise ValueError(f"`{name}`: {bad} ratings are NaN or infinite; every rating must be a finite number")
+
+
+def _check_id_count(n: int, column: str) -> None:
+    if n > MAX_IDS:
+        raise ValueError(f"{n} distinct ids in column {column!r}: at most {MAX_IDS} are supported")
+
+
 def _id_counts(frame: Any, column: str) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values of ``column`` (sorted as IdMap sorts them) and their counts: one job."""
     import pyarrow as pa
@@ -193,8 +209,7 @@ def _id_counts(frame: Any, column: str) -> tuple[np.ndarray, np.ndarray]:
         ids = raw.to_numpy().astype(np.int64)
     counts = table.column("count").to_numpy().astype(np.int64)
     order = np.argsort(ids, kind="stable")
-    if ids.shape[0] > MAX_IDS:
-        raise ValueError(f"{ids.shape[0]} distinct ids in column {column!r}: at most {MAX_IDS} are supported")
+    _check_id_count(ids.shape[0], column)
     return ids[order], counts[order]
 
 
@@ -220,13 +235,7 @@ def index_ratings(spark: Any, frame: Any, *, name: str = "ratings") -> IndexedRa
         F.sum((F.isnan("r") | (F.abs("r") == float("inf"))).cast("long")).alias("bad_r"),
     ).collect()
     total = {key: sum(int(row[key] or 0) for row in rows) for key in ("n", "null_u", "null_i", "null_r", "bad_r")}
-    if total["n"] == 0:
-        raise ValueError(f"`{name}` holds no ratings")
-    for role, key in (("user id", "null_u"), ("item id", "null_i"), ("rating", "null_r")):
-        if total[key]:
-            raise ValueError(f"`{name}`: {total[key]} of {total['n']} rows have a null {role}; drop or fill them first")
-    if total["bad_r"]:
-        raise ValueError(f"`{name}`: {total['bad_r']} ratings are NaN or infinite; every rating must be a finite number")
+    _check_scan(name, total["n"], total["null_u"], total["null_i"], total["null_r"], total["bad_r"])
     n_parts = max(int(row["pid"]) for row in rows) + 1
     sizes = np.zeros(n_parts, dtype=np.int64)
     for row in rows:
@@ -407,15 +416,8 @@ def index_parquet(spark: Any, frame: Any, pieces: list[tuple[str, int, int]], co
     slices = max(1, min(len(pieces), 4 * sc.defaultParallelism))
     summary = sc.parallelize(pieces, slices).mapPartitions(partial(_piece_summary, columns=columns))
     (n, null_u, null_i, null_r, bad), (user_ids, user_counts), (item_ids, item_counts) = summary.treeReduce(_merge_summaries)
-    if n == 0:
-        raise ValueError(f"`{name}` holds no ratings")
-    for role, count in (("user id", null_u), ("item id", null_i), ("rating", null_r)):
-        if count:
-            raise ValueError(f"`{name}`: {count} of {n} rows have a null {role}; drop or fill them first")
-    if bad:
-        raise ValueError(f"`{name}`: {bad} ratings are NaN or infinite; every rating must be a finite number")
+    _check_scan(name, n, null_u, null_i, null_r, bad)
     for side, ids in (("u_raw", user_ids), ("i_raw", item_ids)):
-        if ids.shape[0] > MAX_IDS:
-            raise ValueError(f"{ids.shape[0]} distinct ids in column {side!r}: at most {MAX_IDS} are supported")
+        _check_id_count(ids.shape[0], side)
     sizes = np.array([rows for _, _, rows in pieces], dtype=np.int64)
     return IndexedRatings(frame, user_ids, item_ids, user_counts, item_counts, sizes, int(n), pieces=pieces)
