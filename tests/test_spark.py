@@ -98,6 +98,29 @@ def test_to_local_predicts_what_transform_predicts(spark: object, fitted: object
     np.testing.assert_allclose(scored.column("prediction").to_numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
+def test_the_factor_frames_are_the_parquet_files_the_tasks_wrote(spark: object, fitted: object) -> None:
+    """Not rows built in Python: each side's DataFrame reads one file a block, under the checkpoint directory."""
+    from factorise.spark._dsgd import checkpoint_dir, file_uri
+
+    where = file_uri(checkpoint_dir(spark.sparkContext)).rstrip("/")  # type: ignore[attr-defined]
+    for side in ("user", "item"):
+        files = getattr(fitted, f"{side}_factors_").inputFiles()
+        assert len(files) == 2, files  # n_blocks=2
+        assert all(file_uri(f).startswith(where) and f.endswith(".parquet") and f"/{side}/block-" in f for f in files)
+
+
+@pytest.mark.parametrize(
+    ("path", "uri"),
+    [("file:/tmp/a/b", "file:///tmp/a/b"), ("file:///tmp/a", "file:///tmp/a"), ("/tmp/x", "file:///tmp/x"),
+     ("hdfs://nn:8020/x", "hdfs://nn:8020/x"), ("s3a://bucket/key", "s3a://bucket/key")],
+)  # fmt: skip
+def test_checkpoint_paths_become_uris_pyarrow_reads(path: str, uri: str) -> None:
+    """Spark reports its checkpoint directory as ``file:/x``; pyarrow needs ``file:///x``."""
+    from factorise.spark._dsgd import file_uri
+
+    assert file_uri(path) == uri
+
+
 def test_cold_start_users_and_items_get_the_biases(spark: object, fitted: object) -> None:
     local = fitted.to_local()  # type: ignore[attr-defined]
     known_user, known_item = int(local.user_ids_.ids[0]), int(local.item_ids_.ids[0])

@@ -321,18 +321,16 @@ class SparkBiasedMF(SparkRatingModel):
 
         import uuid
 
-        where = _dsgd.ensure_checkpoint_dir(spark.sparkContext, self.checkpoint_dir).rstrip("/")
-        if "://" not in where:
-            where = f"file://{where}"
+        where = _dsgd.file_uri(_dsgd.ensure_checkpoint_dir(spark.sparkContext, self.checkpoint_dir)).rstrip("/")
         files = _dsgd.factor_frames(spark, layout, state, maps, f"{where}/factors-{uuid.uuid4().hex}")
         for side, ids in (("user", data.user_ids), ("item", data.item_ids)):
-            if files is not None:  # written by the tasks as Parquet, read back (no Python rows)
+            if files is not None:  # written by the tasks as Parquet and read from there (no Python rows, no cache)
                 frame = files[side].select("id", "idx", "bias", "factors")
-            else:
+            else:  # built from the state, which the fit unpersists: cached and computed now
                 kind = "string" if ids.dtype.kind == "U" else "bigint"
                 schema = f"id {kind}, idx int, bias float, factors array<float>"
                 frame = spark.createDataFrame(_dsgd.factor_rows(layout, state, maps, side), schema)
-            frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-            frame.count()
+                frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+                frame.count()
             setattr(self, f"{side}_factors_", frame)
         self._rated = _prepare.indexed_frame(spark, data.frame, data, positions=False).select("u", "i")

@@ -117,7 +117,7 @@ def _decode(payload: bytes) -> tuple[np.ndarray, ...]:
 
 
 def _key_batches(
-    batches: Iterable[Any], maps: Any, home_is_user: bool, offsets: np.ndarray | None
+    batches: Iterable[Any], maps: Any, home_is_user: bool, offsets: np.ndarray | None, n_blocks: int
 ) -> Iterator[Any]:
     """mapInArrow body: raw ratings (``u_raw``, ``i_raw``, ``r``) grouped by (home block, rotating block), encoded.
 
@@ -129,21 +129,23 @@ def _key_batches(
     from pyspark import TaskContext
 
     base = int(offsets[TaskContext.get().partitionId()]) if offsets is not None else 0
-    yield from _key_at(batches, maps, home_is_user, base)
+    yield from _key_at(batches, maps, home_is_user, base, n_blocks)
 
 
-def _key_pieces(pieces: Iterable[tuple[int, str, int]], maps: Any, home_is_user: bool, columns: Any) -> Iterator[Any]:
+def _key_pieces(
+    pieces: Iterable[tuple[int, str, int]], maps: Any, home_is_user: bool, columns: Any, n_blocks: int
+) -> Iterator[Any]:
     """The keying of :func:`_key_batches`, on Parquet row groups read here (``(offset, uri, group)``)."""
     from factorise.spark._prepare import read_piece
 
     for offset, uri, group in pieces:
         table = read_piece(uri, group, columns)
-        for batch in _key_at(table.to_batches(max_chunksize=1 << 20), maps, home_is_user, offset):
+        for batch in _key_at(table.to_batches(max_chunksize=1 << 20), maps, home_is_user, offset, n_blocks):
             for h, g, payload in zip(*(batch.column(c).to_pylist() for c in ("h", "g", "payload")), strict=True):
                 yield h, (g, payload)
 
 
-def _key_at(batches: Iterable[Any], maps: Any, home_is_user: bool, base: int) -> Iterator[Any]:
+def _key_at(batches: Iterable[Any], maps: Any, home_is_user: bool, base: int, n_blocks: int) -> Iterator[Any]:
     """:func:`_key_batches` from position ``base`` on."""
     import pyarrow as pa
 
@@ -165,15 +167,19 @@ def _key_at(batches: Iterable[Any], maps: Any, home_is_user: bool, base: int) ->
         i_local = np.where(known_i, il[i0], -1).astype(np.int32)
         home, rot = (u_block, i_block) if home_is_user else (i_block, u_block)
         home = np.maximum(home, 0)
-        key = home.astype(np.int64) * (1 << 32) + (rot.astype(np.int64) + 1)
-        order = np.argsort(key, kind="stable")
-        keys, starts = np.unique(key[order], return_index=True)
-        bounds = [*starts.tolist(), order.shape[0]]
+        width = n_blocks + 1  # rotating block -1 (unknown) .. B - 1
+        key = home.astype(np.int64) * width + (rot + 1)
+        if n_blocks * width <= 1 << 16:  # a stable sort of 2-byte keys is a radix sort: linear
+            key = key.astype(np.uint16)
+        order = np.argsort(key, kind="stable")  # stable: each piece keeps its ratings' order (ascending positions)
+        counts = np.bincount(key, minlength=n_blocks * width)
+        keys = np.flatnonzero(counts)
+        ends = np.cumsum(counts)
         hs, gs, payloads = [], [], []
-        for k in range(keys.shape[0]):
-            rows = order[bounds[k] : bounds[k + 1]]
-            hs.append(int(keys[k] >> 32))
-            gs.append(int(keys[k] & 0xFFFFFFFF) - 1)
+        for k in keys.tolist():
+            rows = order[ends[k] - counts[k] : ends[k]]
+            hs.append(k // width)
+            gs.append(k % width - 1)
             payloads.append(_encode((u_local[rows], i_local[rows], r[rows], pos[rows])))
         yield pa.RecordBatch.from_arrays(
             [pa.array(hs, pa.int32()), pa.array(gs, pa.int32()), pa.array(payloads, pa.binary())], names=["h", "g", "payload"]
@@ -204,15 +210,9 @@ def _assemble(
     stats = []
     blocks = range(layout.n_blocks) if kind == "R" else sorted(pieces)
     for g in blocks:
-        parts = pieces.get(g, [])
-        if parts:
-            u, i, r, pos = (np.concatenate([p[c] for p in parts]) for c in range(4))
-        else:
-            u, i, r, pos = (np.empty(0, dtype=d) for d in _DTYPES)
-        order = np.argsort(pos, kind="stable")
-        u, i, r, pos = u[order], i[order], r[order], pos[order]
+        u, i, r, pos = _in_input_order(pieces.get(g, []))
         dropped = 0
-        if kind == "R" and u.shape[0] > 1:
+        if kind == "R" and u.shape[0] > 1 and _has_repeats(u, i):
             by_pair = np.lexsort((pos, i, u))
             su, si = u[by_pair], i[by_pair]
             earlier = np.zeros(u.shape[0], dtype=bool)
@@ -227,7 +227,8 @@ def _assemble(
             yield h, (kind, g, u.copy(), i.copy(), r.copy())
         if kind == "R":
             if picks is not None:
-                chosen = np.isin(pos, picks, assume_unique=False)
+                found = np.minimum(np.searchsorted(picks, pos), max(picks.shape[0] - 1, 0))
+                chosen = picks[found] == pos if picks.shape[0] else np.zeros(pos.shape[0], dtype=bool)
                 yield h, ("T", g, u[chosen], i[chosen], r[chosen])
             values = r.astype(np.float64)
             n = values.shape[0]
@@ -238,6 +239,31 @@ def _assemble(
             stats.append((n, mean, m2, low, high, float(np.abs(values).max()) if n else 0.0, dropped))
     if kind == "R":
         yield h, ("stats", stats)
+
+
+def _in_input_order(parts: list[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, ...]:
+    """One block's pieces joined, ratings in ascending position.
+
+    Each piece of :func:`_key_at` keeps its batch's order, and the pieces of
+    training ratings cover disjoint ranges of positions, so ordering the
+    pieces by their first position is enough; otherwise (validation pairs,
+    whose positions are not unique) the ratings are sorted stably.
+    """
+    if not parts:
+        return tuple(np.empty(0, dtype=d) for d in _DTYPES)
+    parts = sorted(parts, key=lambda p: int(p[3][0]) if p[3].shape[0] else -1)
+    u, i, r, pos = (np.concatenate([p[c] for p in parts]) for c in range(4))
+    if pos.shape[0] > 1 and not bool(np.all(pos[1:] > pos[:-1])):
+        order = np.argsort(pos, kind="stable")
+        u, i, r, pos = u[order], i[order], r[order], pos[order]
+    return u, i, r, pos
+
+
+def _has_repeats(users: np.ndarray, items: np.ndarray) -> bool:
+    """Whether some (user, item) pair occurs twice (one unstable sort of the pairs' keys)."""
+    key = users.astype(np.int64) * (int(items.max()) + 1) + items
+    key.sort()
+    return bool(np.any(key[1:] == key[:-1]))
 
 
 def _narrow(rows: np.ndarray, layout: Layout, h: int, g: int, side: str) -> np.ndarray:
@@ -279,10 +305,10 @@ def build_blocks(
         starts = np.concatenate([[0], np.cumsum([rows for _, _, rows in pieces])[:-1]])
         work = [(int(o), uri, g) for o, (uri, g, _) in zip(starts, pieces, strict=True)]
         slices = max(1, min(len(work), 4 * sc.defaultParallelism))
-        body = partial(_key_pieces, maps=maps, home_is_user=layout.home_is_user, columns=columns)
+        body = partial(_key_pieces, maps=maps, home_is_user=layout.home_is_user, columns=columns, n_blocks=layout.n_blocks)
         rdd = sc.parallelize(work, slices).mapPartitions(body).partitionBy(layout.n_blocks, block_home)
     else:
-        body = partial(_key_batches, maps=maps, home_is_user=layout.home_is_user, offsets=offsets)
+        body = partial(_key_batches, maps=maps, home_is_user=layout.home_is_user, offsets=offsets, n_blocks=layout.n_blocks)
         keyed = frame.mapInArrow(body, "h int, g int, payload binary")
         rdd = keyed.rdd.map(lambda row: (row[0], (row[1], row[2]))).partitionBy(layout.n_blocks, block_home)
     blocks = rdd.mapPartitions(partial(_assemble, layout=layout, sample=sample, kind=kind), preservesPartitioning=True)
@@ -660,7 +686,22 @@ def factor_frames(spark: Any, layout: Layout, state: Any, maps: Any, directory: 
     except Exception:  # noqa: BLE001
         return None
     written = state.mapPartitions(partial(_write_factor_files, layout=layout, maps=maps, directory=directory)).collect()
-    return {side: spark.read.parquet(path) for side, path in sorted(set(written))}
+    user_ids, item_ids = maps.value[:2]
+    frames = {}
+    for side, path in sorted(set(written)):  # the schema given: Spark need not read the footers to infer it
+        kind = "string" if (user_ids if side == "user" else item_ids).dtype.kind == "U" else "bigint"
+        frames[side] = spark.read.schema(f"id {kind}, idx int, bias float, factors array<float>").parquet(path)
+    return frames
+
+
+def file_uri(path: str) -> str:
+    """``path`` as a URI pyarrow's ``FileSystem.from_uri`` reads: a bare local path, or Spark's ``file:/x``, as ``file:///x``."""
+    if path.startswith("file:") and not path.startswith("file://"):
+        return "file://" + path[len("file:") :]
+    scheme = path.split("/", 1)[0]
+    if not scheme.endswith(":"):  # no scheme: a local path
+        return "file://" + os.path.abspath(path)
+    return path
 
 
 def checkpoint_dir(sc: Any) -> str | None:
