@@ -109,6 +109,20 @@ def test_the_factor_frames_are_the_parquet_files_the_tasks_wrote(spark: object, 
         assert all(file_uri(f).startswith(where) and f.endswith(".parquet") and f"/{side}/block-" in f for f in files)
 
 
+def test_without_pyarrow_access_the_factor_frames_are_built_from_rows(
+    spark: object, fitted: object, data: tuple[np.ndarray, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where pyarrow cannot write to the checkpoint directory: the same factors, from Python rows."""
+    from factorise.spark import SparkBiasedMF, _dsgd
+
+    monkeypatch.setattr(_dsgd, "factor_frames", lambda *args, **kwargs: None)
+    model = SparkBiasedMF(**PARAMS, n_blocks=2).fit(frame(spark, *data), spark=spark)
+    assert model.user_factors_.inputFiles() == []  # type: ignore[attr-defined]
+    got, expected = model.to_local(), fitted.to_local()  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(got.user_factors_, expected.user_factors_)
+    np.testing.assert_array_equal(got.item_bias_, expected.item_bias_)
+
+
 @pytest.mark.parametrize(
     ("path", "uri"),
     [("file:/tmp/a/b", "file:///tmp/a/b"), ("file:///tmp/a", "file:///tmp/a"), ("/tmp/x", "file:///tmp/x"),

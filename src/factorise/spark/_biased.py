@@ -327,9 +327,7 @@ class SparkBiasedMF(SparkRatingModel):
             if files is not None:  # written by the tasks as Parquet and read from there (no Python rows, no cache)
                 frame = files[side].select("id", "idx", "bias", "factors")
             else:  # built from the state, which the fit unpersists: cached and computed now
-                kind = "string" if ids.dtype.kind == "U" else "bigint"
-                schema = f"id {kind}, idx int, bias float, factors array<float>"
-                frame = spark.createDataFrame(_dsgd.factor_rows(layout, state, maps, side), schema)
+                frame = spark.createDataFrame(_dsgd.factor_rows(layout, state, maps, side), _dsgd.factor_schema(ids))
                 frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
                 frame.count()
             setattr(self, f"{side}_factors_", frame)

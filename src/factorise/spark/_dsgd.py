@@ -689,9 +689,14 @@ def factor_frames(spark: Any, layout: Layout, state: Any, maps: Any, directory: 
     user_ids, item_ids = maps.value[:2]
     frames = {}
     for side, path in sorted(set(written)):  # the schema given: Spark need not read the footers to infer it
-        kind = "string" if (user_ids if side == "user" else item_ids).dtype.kind == "U" else "bigint"
-        frames[side] = spark.read.schema(f"id {kind}, idx int, bias float, factors array<float>").parquet(path)
+        frames[side] = spark.read.schema(factor_schema(user_ids if side == "user" else item_ids)).parquet(path)
     return frames
+
+
+def factor_schema(ids: np.ndarray) -> str:
+    """The DDL schema of a factor DataFrame whose raw ids are ``ids``."""
+    kind = "string" if ids.dtype.kind == "U" else "bigint"
+    return f"id {kind}, idx int, bias float, factors array<float>"
 
 
 def file_uri(path: str) -> str:
