@@ -33,6 +33,22 @@ class _RetryAsStrings(Exception):
         super().__init__(role)
         self.role = role
 
+def _arrow_owned(data: bytes) -> pa.Buffer:
+    """``data`` copied into memory pyarrow owns.
+
+    pyarrow's streaming CSV reader reads ahead on its own I/O thread, which
+    may drop the last reference to a piece. A piece wrapping a Python object
+    (``pa.py_buffer``) is then freed from that thread, which takes the GIL
+    and may start Python's garbage collector there; under CPython 3.11's
+    ``tracemalloc`` this crashed the interpreter (a segfault in the fuzz
+    tests). A copy in Arrow's memory pool is freed without Python.
+    """
+    buffer = pa.allocate_buffer(len(data))
+    if len(data):
+        np.frombuffer(buffer, dtype=np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
+    return buffer
+
+
 def _segments(file: Path, layout: _Layout, size: int) -> Iterator[pa.Buffer]:
     """The data lines of a text file in pieces of at most about ``size`` bytes, each ending with a line.
 
@@ -54,8 +70,8 @@ def _segments(file: Path, layout: _Layout, size: int) -> Iterator[pa.Buffer]:
         if starts is not None:
             data = _blank_lines(data.to_pybytes() if isinstance(data, pa.Buffer) else bytes(data), starts)
         if transform is not None:
-            return pa.py_buffer(transform(data.to_pybytes() if isinstance(data, pa.Buffer) else bytes(data)))
-        return data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
+            return _arrow_owned(transform(data.to_pybytes() if isinstance(data, pa.Buffer) else bytes(data)))
+        return data if isinstance(data, pa.Buffer) else _arrow_owned(data)
 
     with _open_stream(file) as stream:
         carry = _skip_lines(stream, layout.skip_rows)  # the start of a line (bytes)
