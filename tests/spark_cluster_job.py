@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,10 @@ def memory(master: str, work: Path) -> None:
     spark.stop()
 
 
+def _executors(sc: object) -> int:
+    return sc._jsc.sc().getExecutorMemoryStatus().size() - 1  # type: ignore[attr-defined]  # less the driver's entry
+
+
 def main() -> None:
     master, work = sys.argv[1], Path(sys.argv[2])
     if len(sys.argv) > 3 and sys.argv[3] == "memory":
@@ -81,17 +86,24 @@ def main() -> None:
     frame = spark.createDataFrame(sc.parallelize(rows, 3), "user long, item long, rating double")
     params = {"rank": 5, "n_epochs": 3, "random_state": 5, "n_blocks": 2}
     local = BiasedMF(**params, n_threads=1).fit(Ratings.from_raw(u + 1, i + 1, r))
-    clean = SparkBiasedMF(**params, checkpoint_dir=str(work / "checkpoints")).fit(frame, spark=spark).to_local()
-    faulty = SparkBiasedMF(**params, checkpoint_dir=str(work / "checkpoints"))
+    deadline = time.monotonic() + 120
+    while _executors(sc) < 2 and time.monotonic() < deadline:  # both workers' executors, before the fits
+        time.sleep(0.5)
+    # the clean fit a stage a round (blocks moved by shuffles), the faulty one as barrier stages
+    clean = SparkBiasedMF(**params, barrier=False, checkpoint_dir=str(work / "checkpoints")).fit(frame, spark=spark)
+    faulty = SparkBiasedMF(**params, barrier=True, checkpoint_dir=str(work / "checkpoints"))
     faulty._fault = (str(work), 2, 1, 1)
     retried = faulty.fit(frame, spark=spark).to_local()
-    executors = sc._jsc.sc().getExecutorMemoryStatus().size() - 1  # the driver's entry excluded
+    modes = [clean.barrier_, faulty.barrier_]
+    clean = clean.to_local()
+    executors = _executors(sc)
     print(json.dumps({
         "executors": executors,
         "clean_vs_local": float(np.abs(clean.user_factors_ - local.user_factors_).max()),
         "clean_vs_local_items": float(np.abs(clean.item_factors_ - local.item_factors_).max()),
         "retried_vs_clean": float(np.abs(retried.user_factors_ - clean.user_factors_).max()),
         "failed_once": (work / "failed-2-1-1").exists(),
+        "barrier": modes,
     }))  # fmt: skip
     spark.stop()
 

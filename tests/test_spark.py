@@ -51,14 +51,25 @@ def fitted(spark: object, data: tuple[np.ndarray, ...]) -> object:
 
 
 # ------------------------------------------------------------ equivalence
-@pytest.mark.parametrize(("n_users", "n_items", "n_blocks"), [(240, 160, 2), (150, 260, 3)])
-def test_dsgd_gives_the_factors_of_the_block_sweep(spark: object, n_users: int, n_items: int, n_blocks: int) -> None:
+@pytest.mark.parametrize(
+    ("n_users", "n_items", "n_blocks", "barrier", "ran_as_barrier"),
+    [
+        (240, 160, 2, None, True),  # local[2] runs both tasks at once: one barrier stage an epoch
+        (240, 160, 2, False, False),  # a stage a round, blocks moved by shuffles
+        (150, 260, 3, None, False),  # 3 tasks do not fit 2 slots: rounds; items at home
+        (150, 260, 2, True, True),  # items at home, barrier stages
+    ],
+)
+def test_dsgd_gives_the_factors_of_the_block_sweep(
+    spark: object, n_users: int, n_items: int, n_blocks: int, barrier: bool | None, ran_as_barrier: bool
+) -> None:
     """Same seed and n_blocks: the same factors as BiasedMF's block-parallel sweep (users or items at home)."""
     from factorise.spark import SparkBiasedMF
 
     u, i, r = planted(1, n_users, n_items, 2000 * n_blocks**2 + 500)
     assert use_blocks(u.shape[0], n_blocks)  # the local fit runs the block sweep
-    spark_model = SparkBiasedMF(**PARAMS, n_blocks=n_blocks).fit(frame(spark, u, i, r), spark=spark)
+    spark_model = SparkBiasedMF(**PARAMS, n_blocks=n_blocks, barrier=barrier).fit(frame(spark, u, i, r), spark=spark)
+    assert spark_model.barrier_ is ran_as_barrier
     local = BiasedMF(**PARAMS, n_blocks=n_blocks, n_threads=1).fit(Ratings.from_raw(u, i, r))
     got = spark_model.to_local()
     for name in ("user_bias_", "item_bias_", "user_factors_", "item_factors_"):
@@ -210,16 +221,23 @@ def test_validation_history_and_early_stopping(spark: object, data: tuple[np.nda
 
 
 # ------------------------------------------------------------------ faults
-def test_a_failed_task_is_retried_to_the_same_factors(spark: object, tmp_path: Path) -> None:
-    """local[2,3]: the first attempt of one DSGD task raises; Spark's retry gives the factors of a clean fit."""
+@pytest.mark.parametrize("barrier", [True, False])
+def test_a_failed_task_is_retried_to_the_same_factors(spark: object, tmp_path: Path, barrier: bool) -> None:
+    """local[2,3]: the first attempt of one DSGD task raises; Spark's retry gives the factors of a clean fit.
+
+    A barrier stage is retried whole (every task again, in a new exchange directory); a round's stage retries
+    the one task. Either way nothing of the exchange is left in the checkpoint directory afterwards.
+    """
     from factorise.spark import SparkBiasedMF
 
     u, i, r = planted(3, 200, 150, 9000)
     clean = SparkBiasedMF(**PARAMS, n_blocks=2).fit(frame(spark, u, i, r), spark=spark).to_local()
-    faulty = SparkBiasedMF(**PARAMS, n_blocks=2)
+    faulty = SparkBiasedMF(**PARAMS, n_blocks=2, barrier=barrier, checkpoint_dir=str(tmp_path / "checkpoints"))
     faulty._fault = (str(tmp_path), 2, 1, 0)  # epoch 2, round 1, partition 0
     got = faulty.fit(frame(spark, u, i, r), spark=spark).to_local()
+    assert faulty.barrier_ is barrier
     assert (tmp_path / "failed-2-1-0").exists()  # the failure did happen
+    assert not list((tmp_path / "checkpoints").glob("dsgd-*"))  # the blocks passed between rounds are gone
     np.testing.assert_array_equal(got.user_factors_, clean.user_factors_)
     np.testing.assert_array_equal(got.item_factors_, clean.item_factors_)
 
@@ -266,6 +284,7 @@ def test_bad_ratings_get_one_clear_error(
         ({"user_col": ""}, TypeError, r"`user_col` must be a non-empty column name"),
         ({"user_col": "x", "item_col": "x"}, ValueError, r"three different columns"),
         ({"dtype": "float16"}, ValueError, r"`dtype` must be 'float32' or 'float64'"),
+        ({"barrier": "yes"}, TypeError, r"`barrier` must be None, True or False; got 'yes'"),
     ],
 )  # fmt: skip
 def test_bad_parameters_are_named_before_any_data_is_read(kwargs: dict[str, object], error: type, match: str) -> None:
@@ -273,6 +292,15 @@ def test_bad_parameters_are_named_before_any_data_is_read(kwargs: dict[str, obje
 
     with pytest.raises(error, match=match):
         SparkBiasedMF(**kwargs).validate_params()  # type: ignore[arg-type]
+
+
+def test_barrier_stages_the_cluster_cannot_run_are_refused_before_any_data_is_read(spark: object, tmp_path: Path) -> None:
+    """barrier=True with more blocks than local[2]'s two task slots: a clear error, not a hung stage."""
+    from factorise.spark import SparkBiasedMF
+
+    model = SparkBiasedMF(rank=2, n_epochs=1, n_blocks=3, barrier=True)
+    with pytest.raises(ValueError, match=r"`barrier`=True needs .*n_blocks is 3 and the cluster runs 2 tasks at once"):
+        model.fit(str(tmp_path / "not-there.parquet"), spark=spark)  # a missing path: the error comes first
 
 
 def test_paths_that_are_not_there_or_not_ratings(spark: object, tmp_path: Path) -> None:

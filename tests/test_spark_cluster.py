@@ -33,6 +33,7 @@ def test_dsgd_and_a_retried_task_on_a_standalone_cluster(tmp_path: Path) -> None
     assert report["clean_vs_local"] < 1e-5 and report["clean_vs_local_items"] < 1e-5, report
     assert report["failed_once"], report
     assert report["retried_vs_clean"] == 0.0, report
+    assert report["barrier"] == [False, True], report  # a stage a round, then barrier stages
     assert not _spark_daemons(), "the cluster's processes must be stopped"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 import warnings
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -56,6 +57,15 @@ class SparkBiasedMF(SparkRatingModel):
         Blocks per side: each epoch runs ``n_blocks`` rounds of
         ``n_blocks`` tasks. None: twice the cluster's default parallelism
         (at least 2).
+    barrier : bool or None, default None
+        Run each epoch as one barrier stage: all ``n_blocks`` tasks start
+        together, run every round, and hand the rotating factor blocks on
+        through files in the checkpoint directory, with a barrier between
+        rounds (one Spark job an epoch, no shuffle). False: each round is a
+        stage of its own and the blocks move by shuffles (works with any
+        cluster). None: barrier stages where the cluster can run all
+        ``n_blocks`` tasks at once (and has no dynamic allocation or
+        speculation), rounds otherwise. Both give the same factors.
     checkpoint_interval : int, default 5
         Checkpoint the factors every this many epochs (cuts the lineage, so
         that long fits do not overflow the stack).
@@ -76,6 +86,8 @@ class SparkBiasedMF(SparkRatingModel):
         As BiasedMF's: ``epoch``, ``train_rmse`` (over the same ratings or
         sample as a local fit), ``valid_rmse``, ``sgd_rmse``, ``learning_rate``.
     n_epochs_ : int
+    barrier_ : bool
+        Whether the epochs ran as barrier stages (see ``barrier``).
     """
 
     @property
@@ -85,6 +97,7 @@ class SparkBiasedMF(SparkRatingModel):
         return BiasedMF
 
     _param_names: ClassVar[tuple[str, ...]] = _SHARED + (
+        "barrier",
         "checkpoint_interval",
         "checkpoint_dir",
         "user_col",
@@ -107,6 +120,7 @@ class SparkBiasedMF(SparkRatingModel):
         random_state: Any = None,
         n_blocks: int | None = None,
         dtype: str = "float32",
+        barrier: bool | None = None,
         checkpoint_interval: int = 5,
         checkpoint_dir: str | None = None,
         user_col: str = "user",
@@ -125,6 +139,7 @@ class SparkBiasedMF(SparkRatingModel):
         self.random_state = random_state
         self.n_blocks = n_blocks
         self.dtype = dtype
+        self.barrier = barrier
         self.checkpoint_interval = checkpoint_interval
         self.checkpoint_dir = checkpoint_dir
         self.user_col = user_col
@@ -145,6 +160,8 @@ class SparkBiasedMF(SparkRatingModel):
         """Check every parameter without data (BiasedMF's checks, then the Spark ones); return ``self``."""
         self._local_model().validate_params()
         self._check_spark_params()
+        if self.barrier is not None and not isinstance(self.barrier, (bool, np.bool_)):
+            raise TypeError(f"`barrier` must be None, True or False; got {self.barrier!r}")
         return self
 
     # -------------------------------------------------------------------- fit
@@ -192,6 +209,8 @@ class SparkBiasedMF(SparkRatingModel):
         local = self._local_model()
         spark = spark or spark_session()
         sc = spark.sparkContext
+        B = resolve_n_blocks(self.n_blocks if self.n_blocks is not None else max(2, sc.defaultParallelism), 1)
+        barrier = self._use_barrier(sc, B)
         columns = _prepare.Columns(self.user_col, self.item_col, self.rating_col)
         frame = _prepare.check_columns(_prepare.read_frame(spark, ratings, columns), columns)
         pieces = _prepare.parquet_pieces(spark, ratings)
@@ -200,7 +219,6 @@ class SparkBiasedMF(SparkRatingModel):
         else:
             data = _prepare.index_ratings(spark, frame)
         local._check_params(SimpleNamespace(n_users=data.n_users, n_items=data.n_items))
-        B = resolve_n_blocks(self.n_blocks if self.n_blocks is not None else max(2, sc.defaultParallelism), 1)
         rng = check_random_state(self.random_state)
         # the draws of BiasedMF.fit, in its order: factor seeds, user blocks, item blocks, [sample]
         seeds = tuple(int(s) for s in rng.integers(0, 2**63, size=2))
@@ -247,7 +265,8 @@ class SparkBiasedMF(SparkRatingModel):
         self.global_mean_ = float(mu)
         self.rating_range_ = (float(stats.low), float(stats.high))
         self.n_ratings_ = int(stats.n)
-        _dsgd.ensure_checkpoint_dir(sc, self.checkpoint_dir)
+        exchange = _dsgd.file_uri(_dsgd.ensure_checkpoint_dir(sc, self.checkpoint_dir)).rstrip("/")
+        exchange = f"{exchange}/dsgd-{uuid.uuid4().hex}"
         train_sets = [sample_rdd] if sample_rdd is not None else [ratings_rdd]
         train_tag = "T" if sample_rdd is not None else "R"
         self.history_ = []
@@ -261,11 +280,18 @@ class SparkBiasedMF(SparkRatingModel):
                 lr, factor_lr, factor_reg, bias_lr, bias_reg = local.epoch_rates(epoch, sigma)
                 scalars = (f(mu), f(factor_lr), f(factor_reg), f(bias_lr), f(bias_reg))
                 evaluation = (layout, [*train_sets, *valid_sets], float(mu), stats.low, stats.high, train_tag)
-                state, outs, sse, rmse = _dsgd.run_epoch(
-                    sc, layout, ratings_rdd, state, epoch=epoch, rounds=rounds, epoch_seeds=epoch_seeds,
-                    scalars=scalars, checkpoint=epoch % int(self.checkpoint_interval) == 0, fault=self._fault,
-                    evaluation=evaluation,
-                )  # fmt: skip
+                checkpoint = epoch % int(self.checkpoint_interval) == 0
+                if barrier:
+                    state, outs, sse, rmse = _dsgd.run_epoch_barrier(
+                        sc, layout, ratings_rdd, state, epoch=epoch, rounds=rounds, epoch_seeds=epoch_seeds,
+                        scalars=scalars, checkpoint=checkpoint, directory=f"{exchange}/epoch-{epoch}",
+                        fault=self._fault, evaluation=evaluation,
+                    )  # fmt: skip
+                else:
+                    state, outs, sse, rmse = _dsgd.run_epoch(
+                        sc, layout, ratings_rdd, state, epoch=epoch, rounds=rounds, epoch_seeds=epoch_seeds,
+                        scalars=scalars, checkpoint=checkpoint, fault=self._fault, evaluation=evaluation,
+                    )  # fmt: skip
                 for rdd in previous:  # the last epoch's rounds, now that this one's are computed
                     if rdd is not best:
                         rdd.unpersist()
@@ -303,6 +329,7 @@ class SparkBiasedMF(SparkRatingModel):
                             state = best
                             break
             self.n_epochs_ = len(self.history_)
+            self.barrier_ = barrier
             self._set_factors(spark, layout, state, maps, data)
         except BaseException:
             for name in ("user_factors_", "item_factors_"):
@@ -312,14 +339,44 @@ class SparkBiasedMF(SparkRatingModel):
             for rdd in (ratings_rdd, sample_rdd, *valid_sets, *previous, best):
                 if rdd is not None:
                     rdd.unpersist()
+            if barrier:
+                _dsgd.remove_dir(exchange)
         return self
+
+    def _use_barrier(self, sc: Any, n_blocks: int) -> bool:
+        """Whether to run epochs as barrier stages (see ``barrier``); a clear error where True cannot be honoured."""
+        from factorise.spark import _dsgd
+
+        slots = _dsgd.barrier_slots(sc)
+        where = _dsgd.ensure_checkpoint_dir(sc, self.checkpoint_dir)
+        try:
+            import pyarrow.fs as pafs
+
+            pafs.FileSystem.from_uri(_dsgd.file_uri(where))
+            files = True
+        except Exception:  # noqa: BLE001 -- pyarrow cannot reach the checkpoint filesystem
+            files = False
+        possible = files and n_blocks <= slots
+        if self.barrier and not possible:
+            why = (
+                f"pyarrow cannot write to the checkpoint directory {where!r}"
+                if not files
+                else f"n_blocks is {n_blocks} and the cluster runs {slots} tasks at once "
+                "(0 with dynamic allocation or speculation on)"
+            )
+            raise ValueError(
+                f"`barrier`=True needs all n_blocks tasks running at once and a checkpoint directory pyarrow "
+                f"writes to: {why}; pass barrier=None or False"
+            )
+        use = possible if self.barrier is None else bool(self.barrier)
+        kind = "one barrier stage an epoch" if use else "one stage a round"
+        logger.info("SparkBiasedMF: %s (%d blocks, %d task slots)", kind, n_blocks, slots)
+        return use
 
     def _set_factors(self, spark: Any, layout: Any, state: Any, maps: Any, data: Any) -> None:
         from pyspark import StorageLevel
 
         from factorise.spark import _dsgd, _prepare
-
-        import uuid
 
         where = _dsgd.file_uri(_dsgd.ensure_checkpoint_dir(spark.sparkContext, self.checkpoint_dir)).rstrip("/")
         files = _dsgd.factor_frames(spark, layout, state, maps, f"{where}/factors-{uuid.uuid4().hex}")

@@ -22,12 +22,22 @@ Spark's partitioner-aware union lines them up partition by partition):
   smaller factors only), runs SGD on block ``(h, g)``, and hands that factor
   block on to the partition that needs it next round.
 
-An epoch is ``B`` rounds (one task a partition each) and one collect of the
-per-block squared errors; every ``checkpoint_interval`` epochs the factors
+An epoch runs in one of two ways (the same factors either way):
+
+* as one *barrier stage* (:func:`run_epoch_barrier`, where the cluster can
+  run all ``B`` tasks at once): each task runs all ``B`` rounds of its
+  partition, and the rotating blocks pass from task to task as files in the
+  checkpoint directory; the stage's output goes through a shuffle so that
+  Spark can retry it whole when a task fails;
+* as ``B`` rounds (:func:`run_epoch`), each a stage of one task a partition,
+  the rotating blocks moved by shuffles; this works on any cluster.
+
+Then one collect of the per-block squared errors; every ``checkpoint_interval`` epochs the factors
 are checkpointed, which cuts the lineage. The training RMSE of ``history_``
 (over the same ratings, or the same sample, as a local fit) and the
-validation RMSE are computed by one more job an epoch that gives every
-partition all rotating blocks. Every random draw is made on the driver by the
+validation RMSE are computed with every rotating block in every partition:
+by the barrier tasks after their last round, or by one more stage in the
+rounds' job. Every random draw is made on the driver by the
 model's generator, in the order the local fit makes them; tasks are pure
 functions of their inputs, so a task that Spark retries after a failure
 computes the same result.
@@ -578,6 +588,237 @@ def run_epoch(
         total += sse
     rmse = {kind: math.sqrt(sse / n) for kind, (sse, n) in sums.items() if n}
     return state, outs, total, rmse
+
+
+# ------------------------------------------------- rounds in one barrier stage
+def _block_path(base: str, round_: int, g: int) -> str:
+    return f"{base}/round-{round_:05d}/block-{g:05d}.npy"
+
+
+def _write_block(fs: Any, path: str, bias: np.ndarray, factors: np.ndarray) -> None:
+    """A rotating block as one ``.npy`` of ``(rows, 1 + rank)`` (bias first), written whole then renamed."""
+    import io
+    import uuid
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.column_stack([bias, factors]), allow_pickle=False)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    partial_path = f"{path}.{uuid.uuid4().hex}.part"
+    with fs.open_output_stream(partial_path) as out:
+        out.write(buffer.getvalue())
+    fs.move(partial_path, path)
+
+
+#: Seconds a DSGD task waits for a block another task of its barrier stage writes, before it fails.
+BLOCK_WAIT_SECONDS = 600.0
+
+
+def _read_block(fs: Any, path: str, timeout: float = BLOCK_WAIT_SECONDS) -> tuple[np.ndarray, np.ndarray]:
+    """Read a rotating block, waiting for the task that writes it (polling, from 1 ms up to 50 ms)."""
+    import io
+    import time
+
+    import pyarrow.fs as pafs
+
+    deadline, pause = time.monotonic() + timeout, 0.001
+    while fs.get_file_info(path).type == pafs.FileType.NotFound:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"DSGD: no rotating block at {path} after {timeout:.0f} s (did another task stop?)")
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
+    with fs.open_input_stream(path) as stream:
+        table = np.load(io.BytesIO(stream.readall()), allow_pickle=False)
+    return np.ascontiguousarray(table[:, 0]), np.ascontiguousarray(table[:, 1:])
+
+
+def _epoch_task(
+    h: int,
+    iterator: Iterable[tuple[int, tuple[Any, ...]]],
+    *,
+    layout: Layout,
+    partners: np.ndarray,
+    seeds: np.ndarray,
+    scalars: tuple[Any, ...],
+    fault: tuple[str, int, int, int] | None,
+    epoch: int,
+    directory: str,
+    evaluation: tuple[float, float, float, str] | None,
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    """A whole epoch in one barrier task: the ``B`` rounds of partition ``h``, rotating blocks passed on through files.
+
+    The barrier stage runs all ``B`` tasks at once, and retries all of them
+    when one fails. The task writes the rotating blocks it holds as
+    ``directory/round-00000/block-g.npy``; in round ``r`` it waits for the
+    block it pairs with (``partners[r, h]``) in ``round-r``, runs SGD on its
+    rating block, and writes the updated rotating block to ``round-(r+1)``
+    for the task that needs it next. Tasks wait only for the one file they
+    read (Spark's ``BarrierTaskContext.barrier()`` polls once a second, which
+    cost a second a round). Files are written whole and renamed, and a task's
+    output is a pure function of its inputs, so a retried stage may read the
+    files of a failed attempt: they hold what the retry would write. With
+    ``evaluation`` ``(mu, low, high, train_tag)`` the task then scores its
+    training sample and validation pairs with every rotating block.
+    """
+    import pyarrow.fs as pafs
+    from factorise.kernels.sgd_blocks import shuffle_sgd_block
+
+    fs, base = pafs.FileSystem.from_uri(directory)
+    B = layout.n_blocks
+    home = None
+    held: list[tuple[Any, ...]] = []
+    ratings: dict[int, tuple[Any, ...]] = {}
+    sets: list[tuple[Any, ...]] = []
+    train_tag = evaluation[3] if evaluation is not None else None
+    for _, element in iterator:
+        tag = element[0]
+        if tag == "H":
+            home = element
+        elif tag == "G":
+            held.append(element)
+        elif tag == "R":
+            ratings[element[1]] = element
+            if tag == train_tag:
+                sets.append(element)
+        elif tag in ("T", "V") and evaluation is not None and tag in (train_tag, "V"):
+            sets.append(element)
+    if home is None or home[1] != h or len(ratings) != B:
+        raise RuntimeError(f"DSGD epoch {epoch}: partition {h} lacks its home block or its {B} rating blocks")
+    for _, g, bias, factors in held:
+        _write_block(fs, _block_path(base, 0, g), bias, factors)
+    mu, lr, reg, lr_bias, reg_bias = scalars
+    _, _, hb, hf = home
+    records = []
+    g, gb, gf = -1, None, None
+    for r in range(B):
+        g = int(partners[r, h])
+        gb, gf = _read_block(fs, _block_path(base, r, g))
+        gb, gf = gb.astype(layout.dtype, copy=False), gf.astype(layout.dtype, copy=False)
+        if fault is not None and (epoch, r, h) == fault[1:]:
+            marker = Path(fault[0]) / f"failed-{epoch}-{r}-{h}"
+            if not marker.exists():  # a test's injected failure, the first time only
+                marker.touch()
+                raise RuntimeError(f"injected failure of DSGD task {epoch}/{r}/{h}")
+        bu, P, bi, Q = (hb, hf, gb, gf) if layout.home_is_user else (gb, gf, hb, hf)
+        _, _, users, items, values = ratings[g]
+        block = layout.block_id(h, g)
+        index = np.empty(users.shape[0], dtype=np.uint32 if users.shape[0] < 2**32 else np.int64)
+        block_seeds = np.ascontiguousarray(seeds[:, block])
+        sse = shuffle_sgd_block(users, items, values, index, block_seeds, mu, bu, bi, P, Q, lr, reg, lr_bias, reg_bias)
+        records.append(("S", r, h if layout.home_is_user else g, float(sse)))
+        _write_block(fs, _block_path(base, r + 1, g), gb, gf)
+    yield h, ("H", h, hb, hf)
+    yield h, ("G", g, gb, gf)
+    for record in records:
+        yield h, record
+    if evaluation is not None:
+        mu_e, low, high, _ = evaluation
+        rot = {}
+        for block_g in range(B):
+            bias, factors = _read_block(fs, _block_path(base, B, block_g))
+            rot[block_g] = ("M", block_g, bias.astype(layout.dtype, copy=False), factors.astype(layout.dtype, copy=False))
+        elements = [(h, home), *((h, m) for m in rot.values()), *((h, e) for e in sets)]
+        for record in _eval_task(elements, layout=layout, mu=mu_e, low=low, high=high, train_tag=str(train_tag)):
+            yield h, record
+
+
+def remove_dir(directory: str) -> None:
+    """Delete ``directory`` (a URI pyarrow reads) and all under it, if it is there."""
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(directory)
+    try:
+        fs.delete_dir(root)
+    except (FileNotFoundError, OSError):
+        pass
+
+
+def barrier_slots(sc: Any) -> int:
+    """How many tasks the cluster runs at once now (0 where barrier stages cannot be used).
+
+    Barrier stages need every task running together: not with dynamic
+    allocation or speculation; the slots are Spark's own count
+    (``SparkContext.maxNumConcurrentTasks``) where it can be asked, else the
+    default parallelism over ``spark.task.cpus``.
+    """
+    conf = sc.getConf()
+    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+        return 0
+    if conf.get("spark.speculation", "false").lower() == "true":
+        return 0
+    try:
+        jsc = sc._jsc.sc()
+        return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
+    except Exception:  # noqa: BLE001 -- a private API: fall back to the public figures
+        cpus = max(1, int(conf.get("spark.task.cpus", "1")))
+        return sc.defaultParallelism // cpus
+
+
+def run_epoch_barrier(
+    sc: Any,
+    layout: Layout,
+    ratings: Any,
+    state: Any,
+    *,
+    epoch: int,
+    rounds: np.ndarray,
+    epoch_seeds: np.ndarray,
+    scalars: tuple[Any, ...],
+    checkpoint: bool,
+    directory: str,
+    fault: tuple[str, int, int, int] | None = None,
+    evaluation: tuple[Any, ...] | None = None,
+) -> tuple[Any, list[Any], float, dict[str, float]]:
+    """:func:`run_epoch` as one barrier stage of ``B`` tasks (one Spark job; the rotating blocks move through files).
+
+    ``directory`` (a URI pyarrow's filesystems read, on storage every
+    executor sees) holds the rotating blocks between rounds; it is deleted
+    after the epoch. Same parameters and returns as :func:`run_epoch`.
+    """
+    from pyspark import StorageLevel
+
+    B = layout.n_blocks
+    partners = np.empty((B, B), dtype=np.int64)
+    for r in range(B):
+        cols = rounds[r] % B
+        if layout.home_is_user:
+            partners[r] = cols
+        else:
+            partners[r, cols] = np.arange(B)
+    sets: list[Any] = []
+    scoring = None
+    if evaluation is not None:
+        _, sets, mu, low, high, train_tag = evaluation
+        sets = [s for s in sets if s is not ratings]
+        scoring = (mu, low, high, train_tag)
+    task = partial(
+        _epoch_task, layout=layout, partners=partners, seeds=epoch_seeds, scalars=scalars, fault=fault, epoch=epoch,
+        directory=directory, evaluation=scoring,
+    )  # fmt: skip
+    # Spark retries a failed barrier stage only when it is a shuffle-map stage: so the epoch's output goes
+    # through a shuffle to the partition it came from (each task's output to one reducer, which Spark's reduce
+    # locality runs where that output was written; the partitionBy is not skipped, as the barrier stage's
+    # output does not claim the partitioner)
+    epoch_rdd = sc.union([state, ratings, *sets]).barrier().mapPartitionsWithIndex(task, preservesPartitioning=False)
+    out = epoch_rdd.partitionBy(B, block_home).persist(StorageLevel.MEMORY_AND_DISK)
+    if checkpoint:
+        out.checkpoint()
+    try:
+        records = out.filter(lambda kv: kv[1][0] in ("S", "E")).map(lambda kv: kv[1]).collect()
+    finally:
+        remove_dir(directory)
+    sse_records, sums = [], {}
+    for record in records:
+        if record[0] == "S":
+            sse_records.append(record[1:])
+        else:
+            entry = sums.setdefault(record[1], [0.0, 0])
+            entry[0] += record[2]
+            entry[1] += record[3]
+    total = 0.0
+    for _, _, sse in sorted(sse_records):
+        total += sse
+    rmse = {kind: math.sqrt(sse / n) for kind, (sse, n) in sums.items() if n}
+    return out, [out], total, rmse
 
 
 # --------------------------------------------------------------- evaluation
