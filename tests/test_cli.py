@@ -78,6 +78,40 @@ def test_compare_table_and_factors(tmp_path: Path) -> None:
     assert table.returncode == 0 and "ratio to optimum" in table.stdout and "svd" in table.stdout
 
 
+def test_compare_runs_the_lab_gradient_descent_when_asked(tmp_path: Path) -> None:
+    """--methods svd,gd: the full-batch GD reaches the SVD optimum on a small matrix with a fitting step."""
+    rng = np.random.default_rng(5)
+    A = rng.random((12, 2)) @ rng.random((2, 9)) + 0.01 * rng.random((12, 9))
+    path = tmp_path / "a.csv"
+    np.savetxt(path, A, delimiter=",")
+    result = run("compare", str(path), "--rank", "2", "--seed", "0", "--json", "--methods", "svd,gd",
+                 "--gd-lr", "0.02", "--epochs", "4000", "--out", str(tmp_path / "f"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    by_method = {r["method"]: r for r in data["results"]}
+    assert set(by_method) == {"svd", "gd"}
+    assert 1.0 - 1e-9 <= by_method["gd"]["ratio_to_optimum"] < 1.05
+    U = np.loadtxt(tmp_path / "f_gd_U.csv", delimiter=",")
+    V = np.loadtxt(tmp_path / "f_gd_V.csv", delimiter=",")
+    assert np.sum((A - U @ V.T) ** 2) == pytest.approx(by_method["gd"]["loss"], rel=1e-6)
+
+
+def test_complete_by_gradient_descent(tmp_path: Path) -> None:
+    """complete --method gd fills the missing cells of a planted rank-2 matrix as SGD does."""
+    rng = np.random.default_rng(2)
+    A = rng.random((10, 2)) @ rng.random((2, 8))
+    M = rng.random(A.shape) < 0.75
+    lines = [",".join(f"{v:.12g}" if m else "" for v, m in zip(row, mrow)) for row, mrow in zip(A, M)]
+    src = tmp_path / "in.csv"
+    src.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.csv"
+    result = run("complete", str(src), "--rank", "2", "--out", str(out), "--method", "gd", "--epochs", "20000",
+                 "--lr", "0.05", "--seed", "1", "--device", "torch-cpu")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    completed = np.loadtxt(out, delimiter=",")
+    assert np.sqrt(np.mean((completed - A)[~M] ** 2)) < 0.02
+
+
 def test_compare_reads_tsv_and_npy(tmp_path: Path) -> None:
     A = lab_matrix()
     np.save(tmp_path / "a.npy", A)
@@ -115,6 +149,14 @@ def test_complete_fills_missing_cells(tmp_path: Path) -> None:
         (["compare", "ok.csv", "--rank", "1", "--methods", "svd,magic"], r"--methods must be"),
         (["compare", "ok.csv", "--rank", "0"], r"--rank/-k: must be an integer >= 1; got 0"),
         (["demo", "--lr", "-1"], r"--lr: must be a finite number > 0"),
+        (["compare", "ok.csv", "--rank", "1", "--gd-lr", "0"], r"--gd-lr: must be a finite number > 0"),
+        (["complete", "holes.csv", "--rank", "1", "--out", "o.csv", "--method", "als"], r"--method: invalid choice: 'als'"),
+        (["complete", "holes.csv", "--rank", "1", "--out", "o.csv", "--device", "cuda"],
+         r"--device applies to --method gd; got --device cuda with --method sgd"),
+        (["complete", "holes.csv", "--rank", "1", "--out", "o.csv", "--method", "gd", "--device", "gpu"],
+         r"--device must be None, 'cpu', 'torch-cpu', 'cuda' or 'cuda:N'; got 'gpu'"),
+        (["complete", "holes.csv", "--rank", "1", "--out", "o.csv", "--method", "gd", "--device", "cuda:0"],
+         r"--device='cuda:0' asks for CUDA, but .*(CPU build|no CUDA device)"),
         (["demo", "--epochs", "x"], r"--epochs: must be an integer >= 0; got 'x'"),
     ],
 )

@@ -117,6 +117,10 @@ def test_evaluate_test_file_and_plot(tmp_path: Path, data: tuple[Path, Path]) ->
         (["fit", "train.csv", "--max-memory", "lots"], r"--max-memory: must be a size such as 2G"),
         (["fit", "train.csv", "--algo", "baseline", "--threads", "2"], r"--threads does not apply to --algo baseline"),
         (["fit", "train.csv", "--threads", "0"], r"--threads 0: `n_threads` must be .*integer.*; got 0"),
+        (["fit", "train.csv", "--device", "gpu"], r"--device gpu: `device` must be None, 'cpu', 'torch-cpu', 'cuda' or 'cuda:N'; got 'gpu'"),
+        (["fit", "train.csv", "--algo", "baseline", "--device", "cuda"], r"--device does not apply to --algo baseline"),
+        (["fit", "train.csv", "--algo", "als", "--device", "cuda"], r"`device`='cuda' asks for CUDA, but .*(CPU build|no CUDA device)"),
+        (["fit", "train.csv", "--engine", "spark", "--device", "torch-cpu"], r"--device does not apply to --engine spark"),
     ],
 )
 def test_errors_are_one_line(tmp_path: Path, data: tuple[Path, Path], args: list[str], pattern: str) -> None:
@@ -174,6 +178,22 @@ def test_threads_and_memory_limit_accepted(tmp_path: Path, data: tuple[Path, Pat
     result = run("fit", str(train), "--algo", "als", "--threads", "1", "--max-memory", "4G", "--json", "--epochs", "2")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["params"]["n_threads"] == 1
+
+
+@pytest.mark.parametrize("algo", ["sgd", "als"])
+def test_fit_on_the_torch_engine(tmp_path: Path, data: tuple[Path, Path], algo: str) -> None:
+    """--device torch-cpu: the torch engine fits, saves a model that predicts like any other."""
+    train, test = data
+    model = tmp_path / "m.npz"
+    result = run("fit", str(train), "--algo", algo, "--device", "torch-cpu", "--epochs", "3", "--rank", "4", "--seed", "1",
+                 "--json", "--save", str(model))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["params"]["device"] == "torch-cpu"
+    out = tmp_path / "p.csv"
+    predicted = run("predict", str(model), str(test), "--out", str(out))
+    assert predicted.returncode == 0, predicted.stderr
+    assert out.exists()
 
 
 def test_duplicate_warning_is_one_line(tmp_path: Path) -> None:

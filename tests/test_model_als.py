@@ -254,6 +254,7 @@ def test_params_are_stored_and_cloned() -> None:
         "patience": None,
         "random_state": 4,
         "n_threads": 2,
+        "device": "torch-cpu",
     }
     model = ALS(**params)
     assert model.get_params() == params

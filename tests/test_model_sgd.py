@@ -205,7 +205,7 @@ def test_model_forwards_every_parameter_to_the_kernel(monkeypatch: pytest.Monkey
     model = BiasedMF(random_state=0, **params).fit(train)
     assert model.get_params() == {
         **params, "patience": None, "random_state": 0, "n_threads": None, "n_blocks": None, "block_copy": True,
-        "dtype": "float32",
+        "dtype": "float32", "device": None,
     }
     sigma = float(np.std(train.values.astype(np.float64)))
     assert len(calls) == 4

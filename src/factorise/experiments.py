@@ -17,10 +17,11 @@ import numpy as np
 
 from factorise._validation import check_non_negative_int, check_random_state
 from factorise.datasets import lab_mask, lab_matrix
-from factorise.lab import sgd_factorise, sgd_factorise_masked
+from factorise.lab import gd_factorise_masked, sgd_factorise, sgd_factorise_masked
 from factorise.svd import reconstruction_loss, singular_values, svd_optimum, truncated_svd
 
 __all__ = [
+    "DEFAULT_METHODS",
     "METHODS",
     "MethodResult",
     "compare_methods",
@@ -29,8 +30,10 @@ __all__ = [
     "optimum_ratio",
 ]
 
-#: Methods that :func:`compare_methods` knows, in the order it runs them.
-METHODS: tuple[str, ...] = ("svd", "sgd")
+#: Methods that :func:`compare_methods` knows: the SVD, the lab's SGD and its full-batch gradient descent.
+METHODS: tuple[str, ...] = ("svd", "sgd", "gd")
+#: The methods compared when none are named.
+DEFAULT_METHODS: tuple[str, ...] = ("svd", "sgd")
 
 Progress = Callable[[int, float], Any]
 
@@ -72,9 +75,10 @@ def compare_methods(
     A: np.ndarray,
     rank: int,
     *,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
     num_epochs: int = 1000,
     lr: float = 0.01,
+    gd_lr: float = 1e-5,
     random_state: int | np.random.Generator | None = None,
     callback: Progress | None = None,
 ) -> tuple[list[MethodResult], float]:
@@ -86,10 +90,12 @@ def compare_methods(
         A finite dense matrix.
     rank : int
         Target rank.
-    methods : sequence of str, default all of :data:`METHODS`
-        Which methods to run.
+    methods : sequence of str, default :data:`DEFAULT_METHODS`
+        Which of :data:`METHODS` to run, in this order.
     num_epochs, lr : int, float
-        Passed to :func:`factorise.sgd_factorise`.
+        Passed to :func:`factorise.sgd_factorise` (``num_epochs`` also to the gradient descent).
+    gd_lr : float, default 1e-5
+        The step of :func:`factorise.gd_factorise_masked` (every cell observed).
     random_state : None, int or numpy.random.Generator
         Seed of the SGD start.
     callback : callable, optional
@@ -111,6 +117,10 @@ def compare_methods(
         start = time.perf_counter()
         if method == "svd":
             U, V = _fit_svd(A, rank)
+        elif method == "gd":
+            U, V = gd_factorise_masked(
+                A, np.ones(A.shape, dtype=bool), rank, num_epochs, gd_lr, random_state=random_state, callback=callback
+            )
         else:
             U, V = sgd_factorise(
                 A, rank, num_epochs, lr, random_state=random_state, callback=callback

@@ -79,9 +79,18 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-def _add_sgd_options(parser: argparse.ArgumentParser, *, seed_default: int | None) -> None:
-    parser.add_argument("--epochs", type=_integer_at_least(0), default=1000, help="SGD epochs (default: 1000)")
-    parser.add_argument("--lr", type=_positive_float, default=0.01, help="SGD learning rate (default: 0.01)")
+def _add_sgd_options(
+    parser: argparse.ArgumentParser, *, seed_default: int | None, lr_default: float | None = 0.01
+) -> None:
+    parser.add_argument("--epochs", type=_integer_at_least(0), default=1000, help="epochs (default: 1000)")
+    parser.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=lr_default,
+        help="SGD learning rate (default: 0.01)"
+        if lr_default is not None
+        else "learning rate (default: 0.01 for sgd, 1e-5 for gd)",
+    )
     parser.add_argument(
         "--seed",
         type=_integer_at_least(0),
@@ -121,8 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--rank", "-k", type=_integer_at_least(1), required=True, help="target rank K")
     compare.add_argument(
         "--methods",
-        default=",".join(_commands.METHODS),
-        help=f"comma-separated methods (default: {','.join(_commands.METHODS)})",
+        default=",".join(_commands.DEFAULT_METHODS),
+        help=f"comma-separated methods of {','.join(_commands.METHODS)} (default: {','.join(_commands.DEFAULT_METHODS)}); "
+        "gd is the lab's full-batch gradient descent",
+    )
+    compare.add_argument(
+        "--gd-lr", type=_positive_float, default=1e-5, help="step of the gd method (default: 1e-5, the lab's)"
     )
     compare.add_argument(
         "--out", metavar="PREFIX", help="write each method's factors to PREFIX_<method>_U.csv and _V.csv"
@@ -139,7 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("file", metavar="FILE", help="matrix with empty/NaN cells for missing values")
     complete.add_argument("--rank", "-k", type=_integer_at_least(1), required=True, help="rank K of the completion")
     complete.add_argument("--out", metavar="OUT.csv", required=True, help="where to write the completed matrix")
-    _add_sgd_options(complete, seed_default=None)
+    complete.add_argument(
+        "--method",
+        choices=("sgd", "gd"),
+        default="sgd",
+        help="sgd: the lab's per-cell SGD (default); gd: its full-batch gradient descent",
+    )
+    _add_sgd_options(complete, seed_default=None, lr_default=None)
+    complete.add_argument(
+        "--device",
+        default=None,
+        help="for --method gd: cpu (NumPy, default), torch-cpu, cuda or cuda:N (torch)",
+    )
     complete.set_defaults(run=_commands.complete)
 
     types = {

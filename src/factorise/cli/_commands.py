@@ -12,12 +12,12 @@ import numpy as np
 
 from factorise.cli._common import about, check_paths
 from factorise.cli._progress import epoch_progress
-from factorise.experiments import METHODS, compare_methods, lab_experiment, optimum_ratio
+from factorise.experiments import DEFAULT_METHODS, METHODS, compare_methods, lab_experiment, optimum_ratio
 from factorise.io import read_dense_matrix, write_dense_csv
-from factorise.lab import sgd_factorise_masked
+from factorise.lab import gd_factorise_masked, sgd_factorise_masked
 from factorise.svd import reconstruction_loss
 
-__all__ = ["METHODS", "demo", "compare", "complete"]
+__all__ = ["DEFAULT_METHODS", "METHODS", "demo", "compare", "complete"]
 
 logger = logging.getLogger(__name__)
 
@@ -143,14 +143,17 @@ def compare(args: argparse.Namespace) -> None:
             f"{matrix.describe_cell(r, c)}: missing cell; `compare` needs a complete matrix "
             "(use `factorise complete` to fill missing cells)"
         )
-    epochs = args.epochs if "sgd" in methods else 0
-    with epoch_progress(epochs, quiet=args.quiet, description="sgd") as cb, about(matrix.path):
+    epochs = args.epochs * sum(m in ("sgd", "gd") for m in methods)
+    with epoch_progress(epochs, quiet=args.quiet, description="+".join(m for m in methods if m != "svd")) as cb, about(
+        matrix.path
+    ):
         results, optimum = compare_methods(
             A,
             args.rank,
             methods=methods,
             num_epochs=args.epochs,
             lr=args.lr,
+            gd_lr=args.gd_lr,
             random_state=args.seed,
             callback=cb,
         )
@@ -211,10 +214,25 @@ def complete(args: argparse.Namespace) -> None:
             f"{matrix.path}, column {int(c) + 1} has no observed cell: its predictions come from the random "
             "start only"
         )
-    with epoch_progress(args.epochs, quiet=args.quiet, description="complete") as cb, about(matrix.path):
-        U, V = sgd_factorise_masked(
-            A, observed, args.rank, args.epochs, args.lr, random_state=args.seed, callback=cb
-        )
+    if args.device is not None:
+        from factorise._torch import check_device, torch_device
+
+        if args.method != "gd":
+            raise ValueError(f"--device applies to --method gd; got --device {args.device} with --method {args.method}")
+        spec = check_device(args.device, "--device")
+        if spec is not None:
+            torch_device(spec, "--device")  # torch and the device are there, before the fit
+    with epoch_progress(args.epochs, quiet=args.quiet, description=f"complete ({args.method})") as cb, about(
+        matrix.path
+    ):
+        if args.method == "gd":
+            lr = args.lr if args.lr is not None else 1e-5
+            U, V = gd_factorise_masked(
+                A, observed, args.rank, args.epochs, lr, random_state=args.seed, device=args.device, callback=cb
+            )
+        else:
+            lr = args.lr if args.lr is not None else 0.01
+            U, V = sgd_factorise_masked(A, observed, args.rank, args.epochs, lr, random_state=args.seed, callback=cb)
     completed = U @ V.T
     write_dense_csv(args.out, completed)
     n_obs = int(observed.sum())

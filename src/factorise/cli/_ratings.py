@@ -113,6 +113,11 @@ def _add_model_options(parser: argparse.ArgumentParser, types: dict[str, Any]) -
     group.add_argument("--seed", metavar="S", help="random seed (default: fresh entropy)")
     group.add_argument("--threads", metavar="N", help="threads for the parallel kernels (default: all cores)")
     group.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="sgd, als: cpu (numba, default), torch-cpu, cuda or cuda:N (the torch engine)",
+    )
+    group.add_argument(
         "--max-memory",
         type=_size,
         metavar="SIZE",
@@ -151,6 +156,7 @@ def build_model(args: argparse.Namespace, cls: type | None = None) -> Any:
         "--reg": ("regularization", args.reg),
         "--seed": ("random_state", args.seed),
         "--threads": ("n_threads", args.threads),
+        "--device": ("device", getattr(args, "device", None)),
     }
     for flag, (name, text) in flags.items():
         if text is None:

@@ -118,6 +118,7 @@ def fit_spark(args: argparse.Namespace) -> None:
         [
             ("--validation-fraction", args.validation_fraction),
             ("--max-memory", args.max_memory),
+            ("--device", getattr(args, "device", None)),
             ("--sep", args.sep),
             ("--header/--no-header", args.header is not None),
             ("--format", args.format),
@@ -185,6 +186,7 @@ def evaluate_spark(args: argparse.Namespace) -> None:
         args,
         [
             ("--max-memory", args.max_memory),
+            ("--device", getattr(args, "device", None)),
             ("--plot", args.plot),
             ("--sep", args.sep),
             ("--header/--no-header", args.header is not None),

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from factorise._threads import parallel_section
+from factorise._torch import check_device, check_device_memory, torch_device
 from factorise._validation import check_non_negative_float, check_positive_float, check_rank
 from factorise.kernels.als import als_half_step
 from factorise.models._base import RatingModel, TrainData
@@ -107,6 +108,13 @@ class ALS(RatingModel):
         :data:`factorise._threads.MAX_N_THREADS`, with a
         :class:`~factorise.exceptions.ThreadsWarning` past the cores this
         process may use. Results do not depend on it.
+    device : {None, "cpu", "torch-cpu", "cuda", "cuda:N"}, default None
+        Where the half-steps run: None or "cpu" the numba kernels on the
+        CPU; otherwise the torch engine (:mod:`factorise.torch_engine.als`),
+        which solves every row's system in batched calls, in float64 as the
+        numba kernel does: the same factors to rounding. The fitted model
+        is the same kind of object either way (NumPy factors), and saves,
+        loads and predicts the same.
 
     Raises
     ------
@@ -148,6 +156,7 @@ class ALS(RatingModel):
         "patience",
         "random_state",
         "n_threads",
+        "device",
     )
 
     def __init__(
@@ -162,6 +171,7 @@ class ALS(RatingModel):
         patience: int | None = 3,
         random_state: Any = None,
         n_threads: int | None = None,
+        device: str | None = None,
     ) -> None:
         self.rank = rank
         self.n_epochs = n_epochs
@@ -172,9 +182,11 @@ class ALS(RatingModel):
         self.patience = patience
         self.random_state = random_state
         self.n_threads = n_threads
+        self.device = device
 
     # ------------------------------------------------------------------ hooks
     def _validate_params(self) -> None:
+        self._device = check_device(self.device)
         self._lambda = check_non_negative_float(self.regularization, "regularization")
         self._lambda_b = check_non_negative_float(self.bias_regularization, "bias_regularization")
         self._alpha = check_non_negative_float(self.regularization_exponent, "regularization_exponent")
@@ -182,6 +194,14 @@ class ALS(RatingModel):
 
     def _check_params(self, data: TrainData) -> None:
         self._rank = check_rank(self.rank, (data.n_users, data.n_items))
+        self._solver = None
+        if self._device is not None:  # the torch engine: the device is there and the fit fits its memory
+            from factorise.torch_engine.als import TorchALS, device_bytes
+
+            device = torch_device(self._device)
+            need = device_bytes(data.values.shape[0], data.n_users, data.n_items, self._rank)
+            check_device_memory(device, need, f"ALS(rank={self._rank}) on {data.values.shape[0]:,} ratings")
+            self._solver = TorchALS(device)
 
     def _fit_memory(self, n_ratings: int, n_users: int, n_items: int) -> int:
         # per rating: the CSR and CSC copies (int32 index, float32 value each) and their grouping
@@ -213,6 +233,8 @@ class ALS(RatingModel):
     def _extra_history(self) -> dict[str, float]:
         return {"objective": self._objective}
 
+    def _finish(self) -> None:
+        self._solver = None  # the torch engine's device arrays
     # -------------------------------------------------------------- internals
     def _half_step(self, data: TrainData, *, users: bool, step: int) -> float:
         """Solve one side; return the full objective (not divided by the count)."""
@@ -227,8 +249,9 @@ class ALS(RatingModel):
             out_f, out_b = self.item_factors_, self.item_bias_
             bounds, side = self._item_bounds, "item"
         row_loss = np.empty(indptr.shape[0] - 1, dtype=np.float64)
+        solve = als_half_step if self._solver is None else self._solver.half_step
         with parallel_section(self._threads):
-            total = als_half_step(
+            total = solve(
                 indptr,
                 others,
                 values,

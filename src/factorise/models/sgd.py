@@ -64,6 +64,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from factorise._torch import check_device, check_device_memory, torch_device
 from factorise._validation import check_non_negative_float, check_positive_float
 from factorise.kernels.ratings import sum_squared_deviation
 from factorise.kernels.sgd_ratings import sgd_ratings_epoch
@@ -218,6 +219,17 @@ class BiasedMF(RatingModel):
         simply reordered.
     dtype : {"float32", "float64"}, default "float32"
         Precision of the biases and factors (and of the SGD arithmetic).
+    device : {None, "cpu", "torch-cpu", "cuda", "cuda:N"}, default None
+        Where the sweep runs: None or "cpu" the numba kernels (serial or
+        block-parallel, as above); otherwise the torch engine
+        (:mod:`factorise.torch_engine.sgd`), which updates waves of ratings
+        that share no user and no item at once: exactly the serial sweep in
+        the waves' order, from the same initial factors, but not the block
+        sweep's order, so its factors differ from the CPU engine's while its
+        quality is the same (the tests hold it within 1% of the CPU
+        engine's held-out RMSE on planted data). ``n_blocks`` and
+        ``block_copy`` do not apply to it. The fitted model is the same kind
+        of object either way.
 
     Attributes
     ----------
@@ -274,6 +286,7 @@ class BiasedMF(RatingModel):
         "n_blocks",
         "block_copy",
         "dtype",
+        "device",
     )
 
     def __init__(
@@ -293,6 +306,7 @@ class BiasedMF(RatingModel):
         n_blocks: int | None = None,
         block_copy: bool | str = True,
         dtype: str = "float32",
+        device: str | None = None,
     ) -> None:
         self.rank = rank
         self.n_epochs = n_epochs
@@ -308,6 +322,7 @@ class BiasedMF(RatingModel):
         self.n_blocks = n_blocks
         self.block_copy = block_copy
         self.dtype = dtype
+        self.device = device
 
     # ------------------------------------------------------------------ hooks
     def _validate_params(self) -> None:
@@ -327,6 +342,8 @@ class BiasedMF(RatingModel):
         if not isinstance(self.dtype, str) or self.dtype not in ("float32", "float64"):
             raise ValueError(f"`dtype` must be 'float32' or 'float64'; got {self.dtype!r}")
         self._n_blocks = resolve_n_blocks(self.n_blocks, self._threads)
+        self._device = check_device(self.device)
+        self._torch_device = None  # set by _check_params for a torch device
 
     def _check_params(self, data: TrainData) -> None:
         limit = min(data.n_users, data.n_items)
@@ -336,6 +353,15 @@ class BiasedMF(RatingModel):
                 f"{self.rank}: rank larger than the data allows ({data.n_users} users, {data.n_items} "
                 f"items); pass rank={limit} or less"
             )
+        self._torch_device = None
+        spec = check_device(self.device)
+        if spec is not None:  # the torch engine: the device is there and the fit fits its memory
+            from factorise.torch_engine.sgd import device_bytes
+
+            self._torch_device = torch_device(spec)
+            n = data.values.shape[0]
+            need = device_bytes(n, data.n_users, data.n_items, int(self.rank), np.dtype(self.dtype).itemsize)
+            check_device_memory(self._torch_device, need, f"BiasedMF(rank={self.rank}) on {n:,} ratings")
 
     def _fit_memory(self, n_ratings: int, n_users: int, n_items: int) -> int:
         # per rating: the serial sweep's int32 visiting order and, for dtype float64, a float64 copy
@@ -390,7 +416,17 @@ class BiasedMF(RatingModel):
         n = data.values.shape[0]
         row_bytes = (data.n_users + data.n_items) * int(self.rank) * np.dtype(self.dtype).itemsize
         self._n_blocks = resolve_n_blocks(self.n_blocks, self._threads, n, row_bytes)
-        if use_blocks(n, self._n_blocks):
+        self._torch = None
+        if self._torch_device is not None:  # the torch engine: waves of a fresh order each epoch
+            from factorise.torch_engine.sgd import TorchSGD
+
+            values = data.values if self.dtype == "float32" else data.values.astype(np.float64)
+            self._torch = TorchSGD(self._torch_device, data.users, data.items, values)
+            self._grid = None
+            self._values = None
+            self._order = np.arange(n, dtype=np.int64)
+            logger.debug("BiasedMF: torch SGD on %s", self._torch_device)
+        elif use_blocks(n, self._n_blocks):
             row_block, col_block = assign_blocks(data.users, data.items, data.n_users, data.n_items, self._n_blocks, rng)
             copy: bool | str = bool(self.block_copy)
             also: tuple[np.ndarray, ...] = ()
@@ -488,7 +524,10 @@ class BiasedMF(RatingModel):
             f(bias_lr),
             f(bias_reg),
         )
-        if self._grid is not None:
+        if self._torch is not None:
+            rng.shuffle(self._order)
+            sse = self._torch.epoch(self._order, *scalars)
+        elif self._grid is not None:
             sse = sgd_blocks_sweep(self._grid, *scalars, rng=rng, n_threads=self._threads)
         else:
             rng.shuffle(self._order)  # a fresh order each epoch, in place: no copy of the data
@@ -506,6 +545,7 @@ class BiasedMF(RatingModel):
         self._grid = None
         self._order = None
         self._values = None
+        self._torch = None
 
     def _extra_history(self) -> dict[str, float]:
         return {"sgd_rmse": self._last_sgd_rmse, "learning_rate": self._last_lr}
