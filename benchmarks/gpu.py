@@ -103,15 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda", help="the torch device (default: cuda)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1M planted ratings and the lab's shape only")
+    parser.add_argument("--ratings", type=int, help="planted ratings of the first data set (default: 10M; 1M with --quick)")
     parser.add_argument("--max-epoch-seconds", type=float, default=20.0)
     args = parser.parse_args(argv)
     from factorise.datasets.synthetic import synthetic_ratings
 
     import torch
 
-    if args.device.startswith("cuda"):
+    if args.device.startswith("cuda") and torch.cuda.is_available():
         print(f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}, CUDA {torch.version.cuda}")
-    n = 1_000_000 if args.quick else 10_000_000
+    n = args.ratings or (1_000_000 if args.quick else 10_000_000)
     data = synthetic_ratings(100_000, 10_000, n, 10, 0.5, random_state=0, test_fraction=0.1)
     sgd_epoch = rating_rows(f"planted {n:,}", data, args.device, args.epochs, args.max_epoch_seconds, False)
     del data

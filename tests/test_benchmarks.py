@@ -28,6 +28,28 @@ def test_seed_kernel_benchmark_runs(torch) -> None:
 
 
 @pytest.mark.slow
+def test_gd_lab_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "gd_lab.py"), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| GD")]
+    assert len(rows) == 4  # NumPy and SciPy, torch dense and sparse
+    assert all(float(row.split("|")[6]) < 1e-6 for row in rows[1:])  # every engine gave the dense NumPy factors
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_runs_on_the_torch_cpu_engine(torch) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "gpu.py"), "--quick", "--ratings", "60000", "--epochs", "2", "--device", "torch-cpu"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("| ALS |") == 2 and result.stdout.count("| BiasedMF |") == 2
+    assert result.stdout.count("| 1000 x 10000 |") == 2
+
+
+@pytest.mark.slow
 def test_reader_vs_commit_benchmark_runs() -> None:
     root = BENCHMARKS.parent
     if not (root / ".git").exists():

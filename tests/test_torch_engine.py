@@ -213,3 +213,22 @@ def test_a_fit_too_large_for_the_device_is_refused_before_work(monkeypatch: pyte
     with pytest.raises(MemoryError, match=r"ALS\(rank=50\) on 1,000,000 ratings needs about .* GiB on cuda:0, which has 1.0 GiB free"):
         _torch.check_device_memory(FakeCuda(), 5 << 30, "ALS(rank=50) on 1,000,000 ratings")
     _torch.check_device_memory(FakeCuda(), 1 << 20, "small")  # fits: no error
+
+
+def test_nothing_imports_torch_unless_a_torch_device_is_asked_for() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, factorise, factorise.cli, factorise.torch_engine\n"
+        "from factorise import ALS, BiasedMF, gd_factorise_masked\n"
+        "from factorise.data import Ratings\n"
+        "r = Ratings.from_raw(np.arange(60) % 7, np.arange(60) % 11, np.ones(60))\n"
+        "ALS(rank=2, n_epochs=1, device='cpu').fit(r); BiasedMF(rank=2, n_epochs=1).fit(r)\n"
+        "gd_factorise_masked(np.ones((4, 3)), np.ones((4, 3)), 2, 2, 0.01, device='cpu')\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "BiasedMF(device='cuda:0').validate_params()  # a device string is checked without torch\n"
+        "assert 'torch' not in sys.modules, 'torch imported by validate_params'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
