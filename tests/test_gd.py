@@ -205,3 +205,17 @@ def test_cuda_on_a_machine_without_it_says_what_is_missing(torch) -> None:  # ty
         pytest.skip("this machine has CUDA: the error cannot happen")  # never in CI, which has no GPU
     with pytest.raises(ValueError, match=r"`device`='cuda:1' asks for CUDA, but .*torch 2\.\d+.*(CPU build|no CUDA device)"):
         gd_factorise_masked(A, M, 2, device="cuda:1")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_sampled_residual_kernel_matches_its_reference(dtype: type) -> None:
+    from factorise.kernels.gd import sampled_residual, sampled_residual_reference
+
+    rng = np.random.default_rng(0)
+    rows, cols = rng.integers(0, 40, 500), rng.integers(0, 30, 500)
+    values = rng.random(500).astype(dtype)
+    U, V = rng.random((40, 7)).astype(dtype), rng.random((30, 7)).astype(dtype)
+    fast, slow = np.empty(500, dtype), np.empty(500, dtype)
+    sampled_residual(rows, cols, values, U, V, fast)
+    sampled_residual_reference(rows, cols, values, U, V, slow)
+    np.testing.assert_allclose(fast, slow, rtol=1e-5 if dtype == np.float32 else 1e-12)

@@ -12,8 +12,9 @@ Four engines compute it, chosen by the input and ``device``:
 * dense, torch: the same on a torch device;
 * sparse, NumPy/SciPy: only the observed cells, as a fixed CSR structure
   whose values are refreshed each epoch: ``E``'s values by a sampled
-  dense-dense product (each cell's ``U[r] . V[c]``, in chunks), then two
-  sparse-dense products; memory is the cells and the factors, never m x n;
+  dense-dense product (each cell's ``U[r] . V[c]``, a compiled loop:
+  :mod:`factorise.kernels.gd`), then two sparse-dense products; memory is
+  the cells and the factors, never m x n;
 * sparse, torch: the same with torch CSR tensors (cuSPARSE on a GPU).
 
 Every engine starts from the same factors (drawn on the host) and gives the
@@ -75,24 +76,22 @@ def _numpy_dense(problem: DenseProblem, U: np.ndarray, V: np.ndarray, step: Any,
     return sse
 
 
-def _sampled(rows: np.ndarray, cols: np.ndarray, U: np.ndarray, V: np.ndarray, out: np.ndarray) -> None:
-    """``out[t] = U[rows[t]] . V[cols[t]]`` in chunks (the sampled dense-dense product)."""
-    for start in range(0, rows.shape[0], CHUNK):
-        stop = min(start + CHUNK, rows.shape[0])
-        out[start:stop] = np.einsum("ij,ij->i", U[rows[start:stop]], V[cols[start:stop]])
-
-
 def _numpy_sparse(problem: SparseProblem, U: np.ndarray, V: np.ndarray, step: Any, want_sse: bool, work: dict) -> float:
     from scipy import sparse
 
-    err = work.setdefault("err", np.empty(problem.n_observed, dtype=U.dtype))
-    _sampled(problem.rows, problem.cols, U, V, err)
-    np.subtract(problem.values, err, out=err)
+    from factorise.kernels.gd import sampled_residual
+
+    if "E" not in work:  # the error's two sparse structures, built once; their values change each epoch
+        m, n = problem.shape
+        zeros = np.zeros(problem.n_observed, dtype=U.dtype)
+        work["E"] = sparse.csr_matrix((zeros, problem.cols, problem.indptr), shape=(m, n))
+        work["Et"] = sparse.csr_matrix((zeros.copy(), problem.t_indices, problem.t_indptr), shape=(n, m))
+    E, Et = work["E"], work["Et"]
+    err = E.data
+    sampled_residual(problem.rows, problem.cols, problem.values, U, V, err)
     sse = float(err @ err) if want_sse else math.nan
-    m, n = problem.shape
-    E = sparse.csr_matrix((err, problem.cols, problem.indptr), shape=(m, n))
     U += step * (E @ V)
-    Et = sparse.csr_matrix((err[problem.by_col], problem.t_indices, problem.t_indptr), shape=(n, m))
+    np.take(err, problem.by_col, out=Et.data)
     V += step * (Et @ U)
     return sse
 
