@@ -318,6 +318,59 @@ def surprise_svdpp_job(fold: Fold, params: dict[str, Any]) -> SurpriseJob:
     return SurpriseJob(SVDpp(**params), fold)
 
 
+class MyFMJob:
+    """myFM's Gibbs-sampled factorisation machine on one-hot user and item columns (the plain setting).
+
+    ``MyFMRegressor(rank).fit(X, y, n_iter, n_kept_samples, grouping=[0] * n_users + [1] * n_items)``:
+    each rating's row holds a 1 in its user's column and in its item's, the two groups with their own
+    hyperparameters; test pairs of a user or item not in training get all-zero columns (the biases'
+    and factors' prior mean). Predictions are clipped to the rating range, as the other methods'.
+    """
+
+    def __init__(self, fold: Fold, params: dict[str, Any]) -> None:
+        from scipy import sparse
+
+        self.fold, self.params = fold, params
+        self.users, self.items = np.unique(fold.train_users), np.unique(fold.train_items)
+        self.n_users = self.users.shape[0]
+        self.X = self._onehot(fold.train_users, fold.train_items, sparse)
+        self.X_test = self._onehot(fold.test_users, fold.test_items, sparse)
+
+    def _onehot(self, users: np.ndarray, items: np.ndarray, sparse: Any) -> Any:
+        n_cols = self.n_users + self.items.shape[0]
+        cols, rows = [], []
+        for ids, offset, known in ((users, 0, self.users), (items, self.n_users, self.items)):
+            at = np.searchsorted(known, ids)
+            hit = (at < known.shape[0]) & (known[np.minimum(at, known.shape[0] - 1)] == ids)
+            rows.append(np.flatnonzero(hit))
+            cols.append(at[hit] + offset)
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        return sparse.csr_matrix((np.ones(r.shape[0]), (r, c)), shape=(users.shape[0], n_cols))
+
+    def fit(self) -> None:
+        """``MyFMRegressor(rank, random_seed).fit(X, y, n_iter, n_kept_samples, grouping)``."""
+        import myfm
+
+        p = self.params
+        self.model = myfm.MyFMRegressor(rank=p["rank"], random_seed=p["random_seed"])
+        grouping = [0] * self.n_users + [1] * self.items.shape[0]
+        self.model.fit(self.X, self.fold.train_ratings.astype(np.float64), n_iter=p["n_iter"],
+                       n_kept_samples=p["n_kept_samples"], grouping=grouping)  # fmt: skip
+
+    def predict(self) -> np.ndarray:
+        """The posterior mean of the kept samples, clipped to the training range."""
+        return np.clip(self.model.predict(self.X_test), *self.fold.rating_range)
+
+
+def myfm_job(fold: Fold, params: dict[str, Any]) -> MyFMJob:
+    """myFM on ``fold`` (see :class:`MyFMJob`)."""
+    return MyFMJob(fold, params)
+
+
+#: myFM's plain Bayesian FM: the setting factorise's BayesianMF is measured against (issue 11).
+MYFM_PARAMS = {"rank": 10, "n_iter": 200, "n_kept_samples": 195, "random_seed": 0}
+
+
 def _import_libmf() -> Any:
     """The binding's ``mf`` module, imported quietly (it prints the path of its library)."""
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
@@ -731,6 +784,17 @@ def competitor_specs(*, svd_tuned: bool = True, svdpp: bool = True) -> list[Meth
                 surprise_install,
             )
         )
+    specs.append(
+        MethodSpec(
+            "myFM (Bayesian FM, Gibbs)",
+            myfm_job,
+            dict(MYFM_PARAMS),
+            "`MyFMRegressor(rank=10).fit(X, y, n_iter=200, n_kept_samples=195, grouping=...)`, one-hot user "
+            "and item columns",
+            "myfm",
+            f"{BENCH_INSTALL}, or pip install myfm 'setuptools<81'",
+        )
+    )
     specs.append(
         MethodSpec(
             LIBMF_BINDING_LABEL,

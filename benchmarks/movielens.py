@@ -64,7 +64,7 @@ logger = logging.getLogger("movielens")
 FACTORISE_DEFAULT_MODEL: tuple[str, dict[str, Any]] = ("BiasedMF", {})
 
 #: Other factorise models shown with their constructor defaults (skipped by ``--quick``).
-FACTORISE_OTHER_MODELS: tuple[str, ...] = ("BiasedMF", "ALS", "SoftImpute", "Baseline")
+FACTORISE_OTHER_MODELS: tuple[str, ...] = ("BiasedMF", "ALS", "SoftImpute", "Baseline", "BayesianMF")
 
 README_START = "<!-- movielens-benchmark:start -->"
 README_END = "<!-- movielens-benchmark:end -->"

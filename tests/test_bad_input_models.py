@@ -31,10 +31,15 @@ from factorise.cli._memory import check_fit_memory, check_read_memory
 from factorise.data import Ratings
 from factorise.data._estimate import estimate_read_memory
 from factorise.exceptions import BlasThreadsWarning, ThreadsWarning
-from factorise.models import ALS, Baseline, BiasedMF, SoftImpute, load_model
+from factorise.models import ALS, Baseline, BayesianMF, BiasedMF, SoftImpute, load_model
 from factorise import _threads
 
-MODELS = [BiasedMF, ALS, SoftImpute, Baseline]
+MODELS = [BiasedMF, ALS, SoftImpute, Baseline, BayesianMF]
+
+
+def steps_of(cls: type, n: int) -> dict[str, Any]:
+    """``n`` steps of ``cls`` (BayesianMF also keeps samples: one of them is burn-in)."""
+    return {cls._steps_param: n, **({"burn_in": min(1, n - 1)} if cls is BayesianMF and n >= 1 else {})}
 
 
 def ratings(seed: int = 0, n_users: int = 30, n_items: int = 20, density: float = 0.5) -> Ratings:
@@ -49,8 +54,7 @@ def ratings(seed: int = 0, n_users: int = 30, n_items: int = 20, density: float 
 
 def small_model(cls: type = BiasedMF) -> Any:
     params: dict[str, Any] = {"rank": 3} if "rank" in cls._param_names else {}
-    steps = "max_iter" if cls is SoftImpute else "n_epochs"
-    return cls(**params, **{steps: 2}, random_state=0).fit(ratings())
+    return cls(**params, **steps_of(cls, 2), random_state=0).fit(ratings())
 
 
 # --------------------------------------------------------------- item 7: recommend's score
@@ -116,7 +120,7 @@ def test_fit_memory_estimate_bounds_the_measured_peak(tmp_path: Path, cls: type)
         pa.table({"user": flat // n_items, "item": flat % n_items, "rating": rng.integers(1, 6, n).astype(np.float32)}),
         path,
     )
-    params = {"max_iter": 2} if cls is SoftImpute else {"n_epochs": 2}
+    params = steps_of(cls, 2)
     params["random_state"] = 0
     if not Path("/proc/self/status").is_file():
         pytest.skip("needs /proc/self/status (Linux) to read a process's peak resident set")
@@ -310,7 +314,7 @@ def test_a_valid_model_loads_and_predicts(saved: Path) -> None:
 # ---------------------------------------------------------- item 10: one validation path
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
 def test_zero_steps_are_refused_by_every_model_before_reading(cls: type, tmp_path: Path) -> None:
-    steps = "max_iter" if cls is SoftImpute else "n_epochs"
+    steps = cls._steps_param
     model = cls(**{steps: 0})
     with pytest.raises(ValueError, match=rf"`{steps}` must be an integer >= 1; got 0"):
         model.validate_params()
@@ -319,7 +323,7 @@ def test_zero_steps_are_refused_by_every_model_before_reading(cls: type, tmp_pat
         model.fit(missing)  # the parameter is checked before the (missing) file is opened
 
 
-@pytest.mark.parametrize("cls", [BiasedMF, ALS, SoftImpute], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [BiasedMF, ALS, SoftImpute, BayesianMF], ids=lambda c: c.__name__)
 def test_a_string_rank_is_a_type_error_naming_the_rule(cls: type) -> None:
     with pytest.raises(TypeError, match=r"`rank` must be an integer >= 1; got 'abc' of type str"):
         cls(rank="abc").validate_params()
@@ -338,6 +342,9 @@ def test_a_string_rank_is_a_type_error_naming_the_rule(cls: type) -> None:
         (SoftImpute, {"shrinkage": 1.5}, ValueError, r"`shrinkage` must be a real number with 0 <= shrinkage < 1; got 1.5"),
         (Baseline, {"patience": -1}, ValueError, r"`patience` must be an integer >= 0; got -1"),
         (Baseline, {"random_state": "seed"}, TypeError, r"`random_state` must be None, an integer >= 0"),
+        (BayesianMF, {"burn_in": 10, "n_samples": 10}, ValueError, r"`burn_in` must be less than `n_samples` \(10\)"),
+        (BayesianMF, {"prior_strength": -2.0}, ValueError, r"`prior_strength` must be a finite real number > 0; got -2.0"),
+        (BayesianMF, {"noise_rate": "x"}, TypeError, r"`noise_rate` must be a finite real number > 0; got 'x'"),
     ],
 )
 def test_validate_params_needs_no_data(cls: type, params: dict, error: type, pattern: str) -> None:
@@ -425,7 +432,7 @@ def test_no_model_returns_nan_factors_on_overflow() -> None:
     """Whatever the model, a fit either succeeds with finite arrays or raises DivergenceError."""
     data = Ratings.from_raw([1, 2, 3, 1, 2, 3], [1, 1, 2, 2, 3, 3], [3e38, -3e38, 3e38, -3e38, 3e38, -3e38])
     for cls in MODELS:
-        model = cls()
+        model = cls(**({"n_samples": 6, "burn_in": 2} if cls is BayesianMF else {}))
         if "rank" in cls._param_names:
             model.set_params(rank=1)
         try:

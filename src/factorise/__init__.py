@@ -16,12 +16,13 @@ __version__ = "0.1.0"
 from factorise.data import DuplicateRatingsWarning, Ratings, as_ratings, read_pairs, read_ratings  # noqa: E402
 from factorise.exceptions import BlasThreadsWarning, DivergenceError, ThreadsWarning  # noqa: E402
 from factorise.lab import gd_factorise_masked, sgd_factorise, sgd_factorise_masked  # noqa: E402
-from factorise.models import ALS, Baseline, BiasedMF, RatingModel, SoftImpute, load_model  # noqa: E402
+from factorise.models import ALS, Baseline, BayesianMF, BiasedMF, RatingModel, SoftImpute, load_model  # noqa: E402
 from factorise.svd import reconstruction_loss, singular_values, svd_optimum, truncated_svd  # noqa: E402
 
 __all__ = [
     "ALS",
     "Baseline",
+    "BayesianMF",
     "BiasedMF",
     "BlasThreadsWarning",
     "DivergenceError",

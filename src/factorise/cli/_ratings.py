@@ -31,6 +31,7 @@ ALGORITHMS: dict[str, str] = {
     "sgd": "BiasedMF",
     "als": "ALS",
     "softimpute": "SoftImpute",
+    "bayes": "BayesianMF",
     "baseline": "Baseline",
 }
 #: The algorithm ``factorise fit`` and ``factorise evaluate`` use by default.

@@ -7,7 +7,8 @@ All share :class:`RatingModel`'s interface: ``fit``, ``predict``,
 from factorise.models._base import FORMAT_VERSION, RatingModel, Recommendations, TrainData, load_model
 from factorise.models.als import ALS
 from factorise.models.baseline import Baseline
+from factorise.models.bayes import BayesianMF
 from factorise.models.sgd import BiasedMF
 from factorise.models.softimpute import SoftImpute
 
-__all__ = ["ALS", "BiasedMF", "Baseline", "SoftImpute", "FORMAT_VERSION", "RatingModel", "Recommendations", "TrainData", "load_model"]
+__all__ = ["ALS", "BayesianMF", "BiasedMF", "Baseline", "SoftImpute", "FORMAT_VERSION", "RatingModel", "Recommendations", "TrainData", "load_model"]

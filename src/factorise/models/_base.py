@@ -325,6 +325,10 @@ class RatingModel:
         """What to change when the fit diverges on data of ordinary scale (override)."""
         return "try a larger regularization"
 
+    def _factor_columns(self) -> int:
+        """Columns of the fitted factor matrices (the rank; a model that keeps more overrides it)."""
+        return int(self.rank) if "rank" in self._param_names else 0  # type: ignore[attr-defined]
+
     def _compute_dtype(self) -> np.dtype:
         """The dtype the fitted factors are held in (its range bounds the data's scale)."""
         return np.dtype(np.float32)

@@ -297,9 +297,11 @@ def _check_arrays(arrays: dict[str, np.ndarray], model: Any) -> None:
     if factors.ndim != 2:
         raise _Corrupt(f"user_factors has shape {factors.shape}, not 2-D")
     k = factors.shape[1]
-    expected_k = int(model.rank) if "rank" in model._param_names else 0
+    expected_k = model._factor_columns()
     if k != expected_k:
-        raise _Corrupt(f"the factors have {k} columns but the model's rank is {expected_k}")
+        rank = int(model.rank) if "rank" in model._param_names else 0
+        said = f"rank is {expected_k}" if expected_k == rank else f"parameters give {expected_k}"
+        raise _Corrupt(f"the factors have {k} columns but the model's {said}")
     _check_float(arrays["user_bias"], "user_bias", (n_users,))
     _check_float(arrays["item_bias"], "item_bias", (n_items,))
     _check_float(factors, "user_factors", (n_users, k))

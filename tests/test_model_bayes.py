@@ -1,0 +1,201 @@
+"""BayesianMF: the Gibbs kernels against their slow references, the sampler against known truths, the contract."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from factorise import BayesianMF, load_model
+from factorise.data import Ratings
+from factorise.kernels import bayes as kernel
+from factorise.kernels import bayes_reference as reference
+
+
+def _csr(rng: np.random.Generator, n_rows: int, n_other: int, density: float) -> tuple[np.ndarray, ...]:
+    mask = rng.random((n_rows, n_other)) < density
+    mask[2] = False  # a row without ratings: drawn from the prior
+    rows, others = np.nonzero(mask)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    return indptr, others.astype(np.int32), rng.uniform(1, 5, rows.shape[0]).astype(np.float32)
+
+
+def _prior(rng: np.random.Generator, d: int) -> tuple[np.ndarray, np.ndarray]:
+    A = rng.normal(size=(d, d))
+    return rng.normal(size=d), A @ A.T + d * np.eye(d)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_half_step_kernel_matches_its_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    indptr, others, values = _csr(rng, 30, 50, 0.2)
+    k = 4
+    F, fb = rng.normal(size=(50, k)), rng.normal(size=50)
+    mean, precision = _prior(rng, k + 1)
+    eps = rng.standard_normal((30, k + 1))
+    outs = []
+    for module in (kernel, reference):
+        P, b, failed = np.zeros((30, k)), np.zeros(30), np.zeros(30, dtype=bool)
+        bounds = np.array([0, 7, 7, 19, 30])  # uneven chunks, one empty
+        module.gibbs_half_step(indptr, others, values, 3.1, F, fb, 1.7, mean, precision, eps, P, b, failed, bounds)
+        outs.append((P, b, failed))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-10, atol=1e-12)
+    assert not outs[0][2].any()
+
+
+def test_the_draws_follow_the_gaussian_conditional() -> None:
+    """Many draws of one row: their mean and covariance are the conditional's (the reference's formula)."""
+    rng = np.random.default_rng(3)
+    k, n = 2, 12
+    others = rng.integers(0, 20, n).astype(np.int32)
+    values = rng.uniform(1, 5, n).astype(np.float32)
+    F, fb = rng.normal(size=(20, k)), rng.normal(size=20)
+    mean0, precision0 = _prior(rng, k + 1)
+    draws = 20000
+    indptr = np.arange(draws + 1, dtype=np.int64) * n  # the same row, many times
+    eps = rng.standard_normal((draws, k + 1))
+    P, b, failed = np.zeros((draws, k)), np.zeros(draws), np.zeros(draws, dtype=bool)
+    kernel.gibbs_half_step(indptr, np.tile(others, draws), np.tile(values, draws), 3.0, F, fb, 2.0, mean0, precision0,
+                           eps, P, b, failed, np.array([0, draws // 2, draws]))  # fmt: skip
+    mean, precision = reference.conditional(others, values, 3.0, F, fb, 2.0, mean0, precision0)
+    x = np.column_stack([b, P])
+    cov = np.linalg.inv(precision)
+    np.testing.assert_allclose(x.mean(axis=0), mean, atol=4 * np.sqrt(np.diag(cov) / draws).max())
+    np.testing.assert_allclose(np.cov(x.T), cov, rtol=0.05, atol=0.05 * np.abs(cov).max())
+
+
+def test_the_squared_error_kernel_matches_its_reference() -> None:
+    rng = np.random.default_rng(4)
+    users, items = rng.integers(0, 30, 1000).astype(np.int32), rng.integers(0, 40, 1000).astype(np.int32)
+    values = rng.uniform(1, 5, 1000).astype(np.float32)
+    args = (users, items, values, 3.0, rng.normal(size=30), rng.normal(size=40), rng.normal(size=(30, 3)),
+            rng.normal(size=(40, 3)), 64)  # fmt: skip
+    assert kernel.squared_error(*args) == pytest.approx(reference.squared_error(*args), rel=1e-12)
+
+
+def planted(seed: int, m: int, n: int, k: int, noise: float, density: float) -> tuple[Ratings, Ratings, np.ndarray]:
+    """Ratings = 3 + b_u + b_i + p.q + N(0, noise^2); 80/20 split; also the noiseless test values."""
+    rng = np.random.default_rng(seed)
+    P, Q = rng.normal(0, 0.6, (m, k)), rng.normal(0, 0.6, (n, k))
+    bu, bi = rng.normal(0, 0.3, m), rng.normal(0, 0.3, n)
+    mask = rng.random((m, n)) < density
+    u, i = np.nonzero(mask)
+    truth = 3 + bu[u] + bi[i] + np.sum(P[u] * Q[i], axis=1)
+    r = truth + rng.normal(0, noise, u.shape[0])
+    test = rng.random(u.shape[0]) < 0.2
+    train_r = Ratings.from_raw(u[~test], i[~test], r[~test])
+    test_r = Ratings.from_raw(u[test], i[test], r[test])
+    return train_r, test_r, truth[test]
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[BayesianMF, Ratings, np.ndarray]:
+    train, test, truth = planted(0, 200, 150, 3, 0.5, 0.6)
+    model = BayesianMF(rank=3, n_samples=120, burn_in=20, random_state=0, n_threads=1).fit(train, validation=test)
+    return model, test, truth
+
+
+def test_the_posterior_recovers_the_noise_and_approaches_the_floor(fitted: tuple) -> None:  # type: ignore[type-arg]
+    model, test, truth = fitted
+    assert model.noise_std_ == pytest.approx(0.5, rel=0.05)  # the planted noise
+    rmse = float(np.sqrt(np.mean((model.predict(test.raw_users, test.raw_items) - test.values) ** 2)))
+    # near the floor, the noise itself: with about 72 ratings a user and 96 an item for 4 unknowns each, the
+    # estimation error adds about 0.25 * (4/72 + 4/96) to the squared error, so the RMSE is about 0.524
+    assert rmse < 0.5 * 1.08, rmse
+    assert model.history_[-1]["valid_rmse"] == pytest.approx(rmse, rel=1e-5)  # the history's running average
+    assert all("noise_precision" in h for h in model.history_)
+
+
+def test_the_posterior_spread_covers_the_truth_at_about_the_nominal_rate(fitted: tuple) -> None:  # type: ignore[type-arg]
+    model, test, truth = fitted
+    mean, std = model.predict(test.raw_users, test.raw_items, return_std=True)
+    assert (std > 0).all()
+    inside = np.abs(mean - truth) <= 1.96 * std
+    assert 0.88 <= inside.mean() <= 0.99, inside.mean()  # nominal 95%
+
+
+def test_the_averaged_factors_give_the_mean_of_the_samples_predictions(fitted: tuple) -> None:  # type: ignore[type-arg]
+    """The concatenated blocks: predict equals the mean of each kept sample's prediction (recomputed from the blocks)."""
+    model, test, _ = fitted
+    u = model.user_ids_.index(test.raw_users[:50])
+    i = model.item_ids_.index(test.raw_items[:50])
+    k, S = model.rank, model.user_factors_.shape[1] // (model.rank + 2)
+    assert S == 100
+    blocks = (model.user_factors_[u].reshape(50, S, k + 2) * model.item_factors_[i].reshape(50, S, k + 2)).sum(2) * S
+    per_sample = model.global_mean_ + model.user_bias_[u, None] + model.item_bias_[i, None] + blocks
+    np.testing.assert_allclose(model.predict(test.raw_users[:50], test.raw_items[:50]),
+                               np.clip(per_sample.mean(axis=1), *model.rating_range_), rtol=1e-5)  # fmt: skip
+
+
+def test_same_seed_same_samples_for_one_and_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from factorise.models import bayes as bayes_module
+
+    monkeypatch.setattr(bayes_module, "PARALLEL_MIN_RATINGS", 0)  # two threads really run on these small data
+    train, _, _ = planted(1, 120, 90, 2, 0.5, 0.3)
+    a = BayesianMF(rank=2, n_samples=6, burn_in=2, random_state=7, n_threads=1).fit(train)
+    b = BayesianMF(rank=2, n_samples=6, burn_in=2, random_state=7, n_threads=2).fit(train)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_bias_, b.item_bias_)
+    assert [h["noise_precision"] for h in a.history_] == [h["noise_precision"] for h in b.history_]
+
+
+def test_save_and_load_round_trip(fitted: tuple, tmp_path) -> None:  # type: ignore[no-untyped-def, type-arg]
+    model, test, _ = fitted
+    path = tmp_path / "bayes.npz"
+    model.save(path)
+    loaded = load_model(path)
+    assert isinstance(loaded, BayesianMF) and loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.predict(test.raw_users, test.raw_items), model.predict(test.raw_users, test.raw_items))
+    np.testing.assert_array_equal(loaded.predict(test.raw_users, test.raw_items, return_std=True)[1],
+                                  model.predict(test.raw_users, test.raw_items, return_std=True)[1])  # fmt: skip
+    assert loaded.recommend(test.raw_users[0], 5).items.tolist() == model.recommend(test.raw_users[0], 5).items.tolist()
+
+
+def test_cold_start_pairs_fall_back_to_the_biases(fitted: tuple) -> None:  # type: ignore[type-arg]
+    model, test, _ = fitted
+    mean, std = model.predict([10**6], [test.raw_items[0]], return_std=True)
+    i = model.item_ids_.index([test.raw_items[0]])[0]
+    assert mean[0] == pytest.approx(np.clip(model.global_mean_ + model.item_bias_[i], *model.rating_range_))
+    assert std[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"rank": 0}, ValueError, r"`rank` must be an integer >= 1; got 0"),
+        ({"n_samples": 0}, ValueError, r"`n_samples` must be an integer >= 1; got 0"),
+        ({"burn_in": 200}, ValueError, r"`burn_in` must be less than `n_samples` \(200\).*got 200"),
+        ({"burn_in": -1}, ValueError, r"`burn_in` must be an integer >= 0; got -1"),
+        ({"burn_in": 1.5}, TypeError, r"`burn_in`"),
+        ({"prior_strength": 0.0}, ValueError, r"`prior_strength` must be"),
+        ({"noise_shape": -1.0}, ValueError, r"`noise_shape` must be"),
+        ({"noise_rate": float("nan")}, ValueError, r"`noise_rate` must be"),
+        ({"init_std": 0}, ValueError, r"`init_std` must be"),
+        ({"n_threads": 0}, ValueError, r"`n_threads`"),
+    ],
+)
+def test_bad_parameters_are_named(params: dict, error: type, match: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(error, match=match):
+        BayesianMF(**params).validate_params()
+
+
+def test_rank_larger_than_the_data_is_refused() -> None:
+    train, _, _ = planted(2, 20, 6, 2, 0.5, 0.5)
+    with pytest.raises(ValueError, match=r"`rank` must be an integer with 1 <= rank <= min\(m, n\) = 6"):
+        BayesianMF(rank=7, n_samples=3, burn_in=1).fit(train)
+
+
+def test_a_corrupt_file_with_the_wrong_width_is_refused(fitted: tuple, tmp_path) -> None:  # type: ignore[no-untyped-def, type-arg]
+    model, _, _ = fitted
+    model.save(tmp_path / "ok.npz")
+    with np.load(tmp_path / "ok.npz") as f:
+        arrays = dict(f)
+    arrays["user_factors"] = arrays["user_factors"][:, :-5]
+    arrays["item_factors"] = arrays["item_factors"][:, :-5]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ValueError, match=r"the factors have 495 columns but the model's parameters give 500"):
+        load_model(tmp_path / "bad.npz")
+    assert math.isfinite(model.noise_std_)
