@@ -199,3 +199,16 @@ def test_a_corrupt_file_with_the_wrong_width_is_refused(fitted: tuple, tmp_path)
     with pytest.raises(ValueError, match=r"the factors have 495 columns but the model's parameters give 500"):
         load_model(tmp_path / "bad.npz")
     assert math.isfinite(model.noise_std_)
+
+
+def test_the_wishart_draws_have_the_wishart_moments() -> None:
+    """Bartlett's construction: the mean is df * scale, and each entry's variance df * (s_ij^2 + s_ii s_jj)."""
+    from factorise.models.bayes import _wishart
+
+    rng = np.random.default_rng(5)
+    A = rng.normal(size=(3, 3))
+    scale = A @ A.T / 3 + np.eye(3) * 0.5
+    draws = np.array([_wishart(7.0, scale, rng) for _ in range(20000)])
+    np.testing.assert_allclose(draws.mean(axis=0), 7.0 * scale, rtol=0.03, atol=0.03)
+    variance = 7.0 * (scale**2 + np.outer(np.diag(scale), np.diag(scale)))
+    np.testing.assert_allclose(draws.var(axis=0), variance, rtol=0.08)
