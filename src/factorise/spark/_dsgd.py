@@ -575,8 +575,15 @@ def run_epoch(
     records = sc.union(outs).filter(lambda kv: kv[1][0] == "S").map(lambda kv: kv[1])
     if evaluation is not None:  # the epoch's RMSEs in the same job
         records = sc.union([records, _evaluation(state, *evaluation)])
+    total, rmse = _tally(records.collect())
+    return state, outs, total, rmse
+
+
+def _tally(records: Iterable[tuple[Any, ...]]) -> tuple[float, dict[str, float]]:
+    """An epoch's collected records: the sum of the blocks' squared errors, added in the shared-memory
+    sweep's order (round, then row block), and the RMSE of each evaluated set."""
     sse_records, sums = [], {}
-    for record in records.collect():
+    for record in records:
         if record[0] == "S":
             sse_records.append(record[1:])
         else:
@@ -586,8 +593,7 @@ def run_epoch(
     total = 0.0
     for _, _, sse in sorted(sse_records):
         total += sse
-    rmse = {kind: math.sqrt(sse / n) for kind, (sse, n) in sums.items() if n}
-    return state, outs, total, rmse
+    return total, {kind: math.sqrt(sse / n) for kind, (sse, n) in sums.items() if n}
 
 
 # ------------------------------------------------- rounds in one barrier stage
@@ -806,18 +812,7 @@ def run_epoch_barrier(
         records = out.filter(lambda kv: kv[1][0] in ("S", "E")).map(lambda kv: kv[1]).collect()
     finally:
         remove_dir(directory)
-    sse_records, sums = [], {}
-    for record in records:
-        if record[0] == "S":
-            sse_records.append(record[1:])
-        else:
-            entry = sums.setdefault(record[1], [0.0, 0])
-            entry[0] += record[2]
-            entry[1] += record[3]
-    total = 0.0
-    for _, _, sse in sorted(sse_records):
-        total += sse
-    rmse = {kind: math.sqrt(sse / n) for kind, (sse, n) in sums.items() if n}
+    total, rmse = _tally(records)
     return out, [out], total, rmse
 
 
