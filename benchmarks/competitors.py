@@ -154,6 +154,8 @@ _SEED = 0
 LIBMF_BINDING_LABEL = "LibMF Python binding (no SIMD, no OpenMP)"
 
 #: Training ratings in the untimed warm-up fit.
+#: Seconds a child may take to exit once its run is in hand, before it is killed.
+_EXIT_GRACE_SECONDS = 60.0
 _WARMUP_RATINGS = 300_000  # past the block engine's threshold, so every kernel the timed fit runs is loaded
 
 
@@ -727,7 +729,14 @@ def run_isolated(
         return MethodRun(spec.label, error="failed: the child process died")
     finally:
         receiver.close()
-        child.join()
+        # the run is in hand (or lost): a child that does not then exit (a library's threads held at interpreter
+        # shutdown) is killed rather than waited for
+        child.join(_EXIT_GRACE_SECONDS)
+        if child.is_alive():
+            print(f"{spec.label}: the child process did not exit {_EXIT_GRACE_SECONDS:g} s after its run; killed",
+                  file=sys.stderr)  # fmt: skip
+            child.kill()
+            child.join()
     if kind == "error":
         return MethodRun(spec.label, error=payload)
     return payload

@@ -111,6 +111,7 @@ import os
 import platform
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -465,13 +466,19 @@ class RowUnavailable(RuntimeError):
     """The method cannot run on this machine (a library, a compiler or LibMF's source is missing)."""
 
 
+class RowTimedOut(RuntimeError):
+    """The fit's process ran past ``--row-timeout`` and was killed."""
+
+
 @dataclass
 class Row:
     """One row of the 10M table: a method at a thread count, measured once per round.
 
     ``measure()`` runs one fit in a fresh process and returns its
     :class:`Sample`; ``error`` is set (and the row not measured again) when it
-    raises, starting with ``"unavailable"`` for :class:`RowUnavailable`.
+    raises, starting with ``"unavailable"`` for :class:`RowUnavailable`. A fit
+    killed by ``--row-timeout`` (:class:`RowTimedOut`) is run once more before
+    it counts as a failure; ``retries`` says how often that happened.
     """
 
     label: str
@@ -484,13 +491,18 @@ class Row:
     iterations: int | None = None
     samples: list[Sample] = field(default_factory=list)
     error: str | None = None
+    retries: int = 0
 
     def run_once(self) -> None:
-        """Measure one more fit, unless an earlier one failed."""
+        """Measure one more fit, unless an earlier one failed (a time-out is retried once)."""
         if self.error is not None:
             return
         try:
-            self.samples.append(self.measure())
+            try:
+                self.samples.append(self.measure())
+            except RowTimedOut:
+                self.retries += 1
+                self.samples.append(self.measure())
         except RowUnavailable as exc:
             self.error = f"unavailable: {exc}"
         except Exception as exc:  # noqa: BLE001  (a method's failure is a row of the table, not a crash)
@@ -507,14 +519,16 @@ class Row:
         return None if not values or None in values else max(values)
 
 
-def _isolated(spec: MethodSpec, fold: Fold) -> Callable[[], Sample]:
+def _isolated(spec: MethodSpec, fold: Fold, timeout: float | None = None) -> Callable[[], Sample]:
     """``measure()`` for a Python method: :func:`competitors.run_isolated` on ``fold``, scored on its test pairs."""
 
     def measure() -> Sample:
-        run = run_isolated(spec, [fold])
+        run = run_isolated(spec, [fold], timeout=timeout)
         if run.error is not None:
             if run.error.startswith("unavailable: "):
                 raise RowUnavailable(run.error.removeprefix("unavailable: "))
+            if run.error.startswith("timed out"):
+                raise RowTimedOut(run.error)
             raise RuntimeError(run.error.removeprefix("failed: "))
         rmse = float(np.sqrt(np.mean((run.predictions[0] - fold.test_ratings) ** 2)))
         return Sample(run.fit_seconds[0], rmse, run.peak_rss_bytes, run.fit_increase_bytes)
@@ -522,13 +536,18 @@ def _isolated(spec: MethodSpec, fold: Fold) -> Callable[[], Sample]:
     return measure
 
 
-def _native(binary: Path | None, problem: str, data: Path, threads: int, epochs: int) -> Callable[[], Sample]:
+def _native(
+    binary: Path | None, problem: str, data: Path, threads: int, epochs: int, timeout: float | None = None
+) -> Callable[[], Sample]:
     """``measure()`` for LibMF's ``mf_train`` through the driver; ``problem`` says why there is no ``binary``."""
 
     def measure() -> Sample:
         if binary is None:
             raise RowUnavailable(problem)
-        run = run_driver(binary, data, threads, k=MODEL_RANK, iters=epochs)
+        try:
+            run = run_driver(binary, data, threads, k=MODEL_RANK, iters=epochs, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise RowTimedOut(f"timed out after {timeout:g} s (the driver was killed)") from exc
         return Sample(run.seconds, run.rmse, run.peak_rss_bytes, run.fit_increase_bytes)
 
     return measure
@@ -564,7 +583,16 @@ def physical_limit_line(limit: CoreLimit, reached: Sequence[tuple[str, float]]) 
     )
 
 
-def run_10m_part(sizes: Sizes, command: str, threads: int, *, build: str, cache: Path, rounds: int) -> bool:
+def run_10m_part(
+    sizes: Sizes,
+    command: str,
+    threads: int,
+    *,
+    build: str,
+    cache: Path,
+    rounds: int,
+    row_timeout: float | None = None,
+) -> bool:
     """Print the BiasedMF-vs-LibMF table; return whether every method that could run here ran."""
     from factorise.models.sgd import BiasedMF
 
@@ -595,14 +623,14 @@ def run_10m_part(sizes: Sizes, command: str, threads: int, *, build: str, cache:
                     f"`BiasedMF(rank={MODEL_RANK}, n_epochs={sizes.epochs}"
                     + (f", n_threads={n})`" if parallel else ")`: the serial kernel") + ", other settings default",
                 )  # fmt: skip
-                rows.append(Row(spec.label, n, spec.settings, _isolated(spec, fold), is_factorise=True))
+                rows.append(Row(spec.label, n, spec.settings, _isolated(spec, fold, row_timeout), is_factorise=True))
                 lean = MethodSpec(
                     "factorise BiasedMF, block_copy=False", biasedmf_job, {**params, "block_copy": False},
                     f"`BiasedMF(rank={MODEL_RANK}, n_epochs={sizes.epochs}, n_threads={n}, block_copy=False)`: the "
                     "lean layout (4 bytes a rating, no copy of the ratings), the same model bit for bit",
                 )  # fmt: skip
                 if parallel:
-                    rows.append(Row(lean.label, n, lean.settings, _isolated(lean, fold)))
+                    rows.append(Row(lean.label, n, lean.settings, _isolated(lean, fold, row_timeout)))
                     in_place = MethodSpec(
                         "factorise BiasedMF, block_copy='in-place' (what factorise fit does)", biasedmf_job,
                         {**params, "block_copy": "in-place"},
@@ -610,13 +638,16 @@ def run_10m_part(sizes: Sizes, command: str, threads: int, *, build: str, cache:
                         "the job's own ratings reordered into block order instead of copied, as the command line "
                         "does with the ratings it reads; the same model bit for bit",
                     )  # fmt: skip
-                    rows.append(Row(in_place.label, n, in_place.settings, _isolated(in_place, fold), is_in_place=True))
+                    rows.append(
+                        Row(in_place.label, n, in_place.settings, _isolated(in_place, fold, row_timeout),
+                            is_in_place=True)
+                    )  # fmt: skip
             rows.append(
                 Row(
                     native_label, n,
                     f"our driver `benchmarks/libmf_driver.cpp`: `mf_get_default_param()` (lambda_p2=lambda_q2=0.1, "
                     f"no L1, eta=0.1, nr_bins=26), k={MODEL_RANK}, nr_iters={sizes.epochs}, nr_threads={n}",
-                    _native(binary, problem, ratings_dir, n, sizes.epochs), is_native=True,
+                    _native(binary, problem, ratings_dir, n, sizes.epochs, row_timeout), is_native=True,
                 )
             )  # fmt: skip
             lib = libmf_params(fold, defaults, MODEL_RANK, sizes.epochs, n)
@@ -626,7 +657,7 @@ def run_10m_part(sizes: Sizes, command: str, threads: int, *, build: str, cache:
                 f"lambda_p2=lambda_q2={lib['lambda_p2']:.4g}, no L1, nr_bins={lib['nr_bins']} (mapped from BiasedMF's)",
                 "libmf", "pip install -e '.[bench]', or pip install libmf",
             )  # fmt: skip
-            rows.append(Row(spec.label, n, spec.settings, _isolated(spec, fold)))
+            rows.append(Row(spec.label, n, spec.settings, _isolated(spec, fold, row_timeout)))
             if parallel:
                 als_iters = min(ALS_ITERATIONS, sizes.epochs)
                 als = {"rank": MODEL_RANK, "n_epochs": als_iters, "patience": None, "random_state": SEED, "n_threads": n}
@@ -635,7 +666,9 @@ def run_10m_part(sizes: Sizes, command: str, threads: int, *, build: str, cache:
                     f"`ALS(rank={MODEL_RANK}, n_epochs={als_iters}, patience=None, n_threads={n})`, other settings "
                     "default (its time per iteration is the point; it is not tuned for this data)",
                 )  # fmt: skip
-                rows.append(Row(spec.label, n, spec.settings, _isolated(spec, fold), iterations=als_iters))
+                rows.append(
+                    Row(spec.label, n, spec.settings, _isolated(spec, fold, row_timeout), iterations=als_iters)
+                )
         for _ in range(rounds):
             for row in rows:
                 row.run_once()
@@ -755,6 +788,12 @@ def run_10m_part(sizes: Sizes, command: str, threads: int, *, build: str, cache:
         "before it), the largest over the rounds; the driver holds no interpreter or imports (the Python rows "
         "start at about 0.15 GiB). Fit increase: that minus the RSS before the fit."
     )
+    retried = [f"{row.label} on {row.threads} ({row.retries}x)" for row in rows if row.retries]
+    if retried:
+        print(
+            f"- Killed after --row-timeout ({row_timeout:g} s) and run once more: {'; '.join(retried)}. A fit that "
+            "takes many times its usual seconds is a hang of that process, not a measurement."
+        )
     print()
     sys.stdout.flush()
     return ok
@@ -845,11 +884,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"where LibMF's source distribution is downloaded once and reused (default {DEFAULT_CACHE})",
     )
     parser.add_argument("--rounds", type=int, help="rounds of the 10M part (default 3)")
+    parser.add_argument(
+        "--row-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="kill a 10M-part fit's process after this long and run it once more (default: no limit)",
+    )
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be >= 1; got {args.threads}")
     if args.rounds is not None and args.rounds < 1:
         parser.error(f"--rounds must be >= 1; got {args.rounds}")
+    if args.row_timeout is not None and not (math.isfinite(args.row_timeout) and args.row_timeout > 0):
+        parser.error(f"--row-timeout must be a number of seconds > 0; got {args.row_timeout:g}")
     sizes = QUICK if args.quick else FULL
     parts = [args.only] if args.only else ["kernel", "10m", *(["netflix"] if args.netflix else [])]
     command = shlex.join(["python", "benchmarks/scale.py", *argv])
@@ -863,7 +910,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "10m" in parts:
         rounds = sizes.rounds if args.rounds is None else args.rounds
         ok = run_10m_part(
-            sizes, command, args.threads, build=args.libmf_build, cache=args.libmf_cache, rounds=rounds
+            sizes, command, args.threads, build=args.libmf_build, cache=args.libmf_cache, rounds=rounds,
+            row_timeout=args.row_timeout,
         ) and ok
     if "netflix" in parts:
         ok = run_netflix_part(sizes, command, args.threads) and ok

@@ -132,8 +132,11 @@ def test_scale_benchmark_quick_runs() -> None:
         if IN_CI:
             pytest.fail("g++ is not on the PATH; CI must have g++")
         pytest.skip("g++ is not on the PATH: benchmarks/libmf_driver.cpp cannot be built")
+    # one round, and a fit's process killed and run again past 300 s (a quick fit takes a few seconds): the
+    # smoke test checks that every row runs and learns, not the medians
     result = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "scale.py"), "--quick", "--libmf-build", "binding"],
+        [sys.executable, str(BENCHMARKS / "scale.py"), "--quick", "--libmf-build", "binding", "--rounds", "1",
+         "--row-timeout", "300"],  # fmt: skip
         check=False,
         capture_output=True,
         text=True,
@@ -190,3 +193,36 @@ def test_scale_benchmark_quick_runs() -> None:
     assert len(limits) == 2, out
     assert all(re.search(r"the (compute|memory) bound binds: [0-9]+M updates/s", line) for line in limits)
     assert re.search(r"factorise BiasedMF [0-9.]+M updates/s = [0-9]+% of it", limits[1]), limits[1]
+
+
+def test_a_row_killed_by_its_time_out_runs_once_more() -> None:
+    """``--row-timeout``: a fit killed once is measured again; killed twice, the row reports the failure."""
+    scale = _load("scale")
+    sample = scale.Sample(1.0, 0.9, None, None)
+
+    def flaky(failures: int) -> Callable[[], object]:
+        calls = {"n": 0}
+
+        def measure() -> object:
+            calls["n"] += 1
+            if calls["n"] <= failures:
+                raise scale.RowTimedOut("timed out after 5 s (the child process was killed)")
+            return sample
+
+        return measure
+
+    once = scale.Row("m", 1, "", flaky(1))
+    once.run_once()
+    assert once.samples == [sample] and once.retries == 1 and once.error is None
+    twice = scale.Row("m", 1, "", flaky(2))
+    twice.run_once()
+    assert twice.samples == [] and twice.retries == 1
+    assert twice.error is not None and "timed out" in twice.error
+
+
+def test_scale_refuses_a_non_positive_row_timeout() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "scale.py"), "--quick", "--row-timeout", "0"],
+        check=False, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2 and "--row-timeout must be a number of seconds > 0; got 0" in result.stderr
