@@ -63,8 +63,11 @@ logger = logging.getLogger("movielens")
 #: ``factorise fit`` uses when given no options. Keep this equal to the CLI's default.
 FACTORISE_DEFAULT_MODEL: tuple[str, dict[str, Any]] = ("BiasedMF", {})
 
-#: Other factorise models shown with their constructor defaults (skipped by ``--quick``).
-FACTORISE_OTHER_MODELS: tuple[str, ...] = ("BiasedMF", "ALS", "SoftImpute", "Baseline", "BayesianMF")
+#: Other factorise models (skipped by ``--quick``): a class name with its constructor defaults, or a class name and
+#: the keyword arguments that differ from them.
+FACTORISE_OTHER_MODELS: tuple[str | tuple[str, dict[str, Any]], ...] = (
+    "BiasedMF", "ALS", "SoftImpute", "Baseline", "BayesianMF", ("BayesianMF", {"implicit": True}),
+)  # fmt: skip
 
 README_START = "<!-- movielens-benchmark:start -->"
 README_END = "<!-- movielens-benchmark:end -->"
@@ -115,14 +118,17 @@ def factorise_rows(*, quick: bool) -> list[MethodSpec | MethodRun]:
     default_name, default_kwargs = FACTORISE_DEFAULT_MODEL
     rows = [(f"factorise default: {_call(default_name, default_kwargs)}", default_name, default_kwargs)]
     if not quick:
-        others = [name for name in FACTORISE_OTHER_MODELS if (name, {}) != (default_name, default_kwargs)]
-        rows += [(f"factorise {_call(name, {})}", name, {}) for name in others]
+        others = [(entry, {}) if isinstance(entry, str) else entry for entry in FACTORISE_OTHER_MODELS]
+        others = [(name, kwargs) for name, kwargs in others if (name, kwargs) != (default_name, default_kwargs)]
+        rows += [(f"factorise {_call(name, kwargs)}", name, kwargs) for name, kwargs in others]
     out: list[MethodSpec | MethodRun] = []
     for position, (label, name, kwargs) in enumerate(rows):
         if not hasattr(factorise.models, name):
             out.append(MethodRun(label, error=f"unavailable: factorise.models has no {name}"))
             continue
         settings = "what `factorise fit` does by default" if position == 0 else "constructor defaults"
+        if position and kwargs:
+            settings = f"constructor defaults but {_call(name, kwargs).partition('(')[2].rstrip(')')}"
         out.append(MethodSpec(label, factorise_job, {"model": name, "kwargs": kwargs}, settings))
     return out
 

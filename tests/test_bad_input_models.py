@@ -345,6 +345,8 @@ def test_a_string_rank_is_a_type_error_naming_the_rule(cls: type) -> None:
         (BayesianMF, {"burn_in": 10, "n_samples": 10}, ValueError, r"`burn_in` must be less than `n_samples` \(10\)"),
         (BayesianMF, {"prior_strength": -2.0}, ValueError, r"`prior_strength` must be a finite real number > 0; got -2.0"),
         (BayesianMF, {"noise_rate": "x"}, TypeError, r"`noise_rate` must be a finite real number > 0; got 'x'"),
+        (BayesianMF, {"implicit": "yes"}, ValueError, r"`implicit` must be True or False; got 'yes' of type str"),
+        (BayesianMF, {"implicit": 1}, ValueError, r"`implicit` must be True or False; got 1 of type int"),
     ],
 )
 def test_validate_params_needs_no_data(cls: type, params: dict, error: type, pattern: str) -> None:

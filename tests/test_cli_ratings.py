@@ -123,6 +123,7 @@ def test_evaluate_test_file_and_plot(tmp_path: Path, data: tuple[Path, Path]) ->
         (["fit", "train.csv", "--engine", "spark", "--device", "torch-cpu"], r"--device does not apply to --engine spark"),
         (["fit", "train.csv", "--algo", "bayes", "--epochs", "3"], r"`burn_in` must be less than `n_samples` \(3\)"),
         (["fit", "train.csv", "--algo", "bayes", "--lr", "0.1"], r"--lr does not apply to --algo bayes"),
+        (["fit", "train.csv", "--algo", "bayes", "-p", "implicit=maybe"], r"`implicit` must be True or False; got 'maybe'"),
     ],
 )
 def test_errors_are_one_line(tmp_path: Path, data: tuple[Path, Path], args: list[str], pattern: str) -> None:
@@ -182,15 +183,17 @@ def test_threads_and_memory_limit_accepted(tmp_path: Path, data: tuple[Path, Pat
     assert json.loads(result.stdout)["params"]["n_threads"] == 1
 
 
-def test_fit_bayes_saves_a_model_that_predicts(tmp_path: Path, data: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("implicit", [False, True])
+def test_fit_bayes_saves_a_model_that_predicts(tmp_path: Path, data: tuple[Path, Path], implicit: bool) -> None:
     """--algo bayes: --epochs is the number of samples; the saved model predicts its posterior mean."""
     train, test = data
     model = tmp_path / "b.npz"
     result = run("fit", str(train), "--algo", "bayes", "--epochs", "12", "-p", "burn_in=2", "--rank", "3", "--seed", "0",
-                 "--json", "--save", str(model))  # fmt: skip
+                 "-p", f"implicit={str(implicit).lower()}", "--json", "--save", str(model))  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["params"]["n_samples"] == 12 and report["params"]["burn_in"] == 2
+    assert report["params"]["implicit"] is implicit
     out = tmp_path / "p.csv"
     assert run("predict", str(model), str(test), "--out", str(out)).returncode == 0
     assert out.read_text().startswith("user,item,prediction")

@@ -27,20 +27,28 @@ def _prior(rng: np.random.Generator, d: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=d), A @ A.T + d * np.eye(d)
 
 
+@pytest.mark.parametrize("shifted", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_half_step_kernel_matches_its_reference(seed: int) -> None:
+def test_the_half_step_kernel_matches_its_reference(seed: int, shifted: bool) -> None:
     rng = np.random.default_rng(seed)
     indptr, others, values = _csr(rng, 30, 50, 0.2)
     k = 4
     F, fb = rng.normal(size=(50, k)), rng.normal(size=50)
     mean, precision = _prior(rng, k + 1)
+    shift = rng.normal(size=(30, k + 1)) if shifted else np.empty((0, k + 1))
     eps = rng.standard_normal((30, k + 1))
     outs = []
     for module in (kernel, reference):
         P, b, failed = np.zeros((30, k)), np.zeros(30), np.zeros(30, dtype=bool)
         bounds = np.array([0, 7, 7, 19, 30])  # uneven chunks, one empty
-        module.gibbs_half_step(indptr, others, values, 3.1, F, fb, 1.7, mean, precision, eps, P, b, failed, bounds)
+        module.gibbs_half_step(indptr, others, values, 3.1, F, fb, 1.7, mean, precision, shift, eps, P, b, failed,
+                               bounds)  # fmt: skip
         outs.append((P, b, failed))
+    if shifted:  # the shift moves the prior mean, so the draws (the row without ratings above all)
+        P0, b0 = np.zeros((30, k)), np.zeros(30)
+        kernel.gibbs_half_step(indptr, others, values, 3.1, F, fb, 1.7, mean, precision, np.empty((0, k + 1)), eps,
+                               P0, b0, np.zeros(30, dtype=bool), bounds)  # fmt: skip
+        assert not np.allclose(P0[2], outs[0][0][2])
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-10, atol=1e-12)
     assert not outs[0][2].any()
@@ -59,12 +67,79 @@ def test_the_draws_follow_the_gaussian_conditional() -> None:
     eps = rng.standard_normal((draws, k + 1))
     P, b, failed = np.zeros((draws, k)), np.zeros(draws), np.zeros(draws, dtype=bool)
     kernel.gibbs_half_step(indptr, np.tile(others, draws), np.tile(values, draws), 3.0, F, fb, 2.0, mean0, precision0,
-                           eps, P, b, failed, np.array([0, draws // 2, draws]))  # fmt: skip
+                           np.empty((0, k + 1)), eps, P, b, failed, np.array([0, draws // 2, draws]))  # fmt: skip
     mean, precision = reference.conditional(others, values, 3.0, F, fb, 2.0, mean0, precision0)
     x = np.column_stack([b, P])
     cov = np.linalg.inv(precision)
     np.testing.assert_allclose(x.mean(axis=0), mean, atol=4 * np.sqrt(np.diag(cov) / draws).max())
     np.testing.assert_allclose(np.cov(x.T), cov, rtol=0.05, atol=0.05 * np.abs(cov).max())
+
+
+def _implicit_problem(seed: int, n_rows: int = 30, n_implicit: int = 20, k: int = 3) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    indptr, members, _ = _csr(rng, n_implicit, n_rows, 0.3)  # implicit row 2 belongs to no sum
+    counts = np.bincount(members, minlength=n_rows)
+    mean, precision = _prior(rng, k + 1)
+    y_mean, y_precision = _prior(rng, k + 1)
+    return {
+        "indptr": indptr, "members": members, "weight": 1 / np.sqrt(np.maximum(counts, 1)),
+        "factors": rng.normal(size=(n_rows, k)), "bias": rng.normal(size=n_rows), "mean": mean,
+        "precision": precision, "implicit_mean": y_mean, "implicit_precision": y_precision,
+        "eps": rng.standard_normal((n_implicit, k + 1)), "implicit": rng.normal(size=(n_implicit, k + 1)),
+    }  # fmt: skip
+
+
+def _shift_of(problem: dict[str, np.ndarray]) -> np.ndarray:
+    """``w_u * sum of y_j`` over the implicit rows whose members hold u, from scratch."""
+    shift = np.zeros((problem["factors"].shape[0], problem["implicit"].shape[1]))
+    indptr, members = problem["indptr"], problem["members"]
+    for j in range(indptr.shape[0] - 1):
+        for u in members[indptr[j] : indptr[j + 1]]:
+            shift[u] += problem["weight"][u] * problem["implicit"][j]
+    return shift
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_implicit_kernel_matches_its_reference_and_keeps_the_sums(seed: int) -> None:
+    outs = []
+    for module in (kernel, reference):
+        problem = _implicit_problem(seed)
+        shift = _shift_of(problem)
+        assert module.implicit_step(**problem, shift=shift)
+        outs.append((problem["implicit"], shift, _shift_of(problem)))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(outs[0][1], outs[0][2], rtol=1e-10, atol=1e-12)  # the sums kept up to date
+    np.testing.assert_allclose(outs[1][1], outs[1][2], rtol=1e-10, atol=1e-12)
+    fresh = _implicit_problem(seed)
+    assert not np.allclose(outs[0][0], fresh["implicit"])
+
+
+def test_the_implicit_draws_follow_the_regression_posterior() -> None:
+    """One implicit row, drawn many times: the posterior of y in x_u ~ N(m + w_u y, Lambda^-1), computed densely."""
+    rng = np.random.default_rng(5)
+    k, n_rows, draws = 2, 6, 20000
+    d = k + 1
+    weight = rng.uniform(0.2, 1.0, n_rows)
+    factors, bias = rng.normal(size=(n_rows, k)), rng.normal(size=n_rows)
+    mean, precision = _prior(rng, d)
+    y_mean, y_precision = _prior(rng, d)
+    samples = np.empty((draws, d))
+    indptr = np.array([0, n_rows], dtype=np.int64)
+    members = np.arange(n_rows, dtype=np.int32)
+    for start in range(0, draws, 1000):  # 1000 draws at a time: one implicit row each, from a zero start
+        eps = rng.standard_normal((1000, d))
+        for t in range(1000):
+            implicit, shift = np.zeros((1, d)), np.zeros((n_rows, d))
+            assert kernel.implicit_step(indptr, members, weight, factors, bias, mean, precision, y_mean, y_precision,
+                                        eps[t : t + 1], implicit, shift)  # fmt: skip
+            samples[start + t] = implicit[0]
+            np.testing.assert_allclose(shift, np.outer(weight, implicit[0]))
+    X = np.column_stack([bias, factors])
+    post_precision = y_precision + (weight @ weight) * precision
+    post_mean = np.linalg.solve(post_precision, y_precision @ y_mean + precision @ ((X - mean).T @ weight))
+    cov = np.linalg.inv(post_precision)
+    np.testing.assert_allclose(samples.mean(axis=0), post_mean, atol=4 * np.sqrt(np.diag(cov) / draws).max())
+    np.testing.assert_allclose(np.cov(samples.T), cov, rtol=0.05, atol=0.05 * np.abs(cov).max())
 
 
 def test_the_squared_error_kernel_matches_its_reference() -> None:
@@ -174,12 +249,83 @@ def test_cold_start_pairs_fall_back_to_the_biases(fitted: tuple) -> None:  # typ
         ({"noise_shape": -1.0}, ValueError, r"`noise_shape` must be"),
         ({"noise_rate": float("nan")}, ValueError, r"`noise_rate` must be"),
         ({"init_std": 0}, ValueError, r"`init_std` must be"),
+        ({"implicit": None}, ValueError, r"`implicit` must be True or False; got None"),
         ({"n_threads": 0}, ValueError, r"`n_threads`"),
     ],
 )
 def test_bad_parameters_are_named(params: dict, error: type, match: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(error, match=match):
         BayesianMF(**params).validate_params()
+
+
+def planted_implicit(seed: int, m: int = 400, n: int = 150, k: int = 3) -> tuple[Ratings, Ratings, np.ndarray]:
+    """Data of the implicit model itself: each user's factors are ``sum of y_j / sqrt(|N(u)|)`` over the items
+    ``N(u)`` the user rated in training (plus a little of the user's own), items' factors plain.
+
+    Half the users rate 3-8 items in training, half 40; every user has 4 held-out ratings. Returns the training
+    and held-out ratings and the noiseless held-out values.
+    """
+    rng = np.random.default_rng(seed)
+    Y, Q = rng.normal(0, 1.0, (n, k)), rng.normal(0, 0.6, (n, k))
+    users, items, held = [], [], []
+    P = np.empty((m, k))
+    for u in range(m):
+        count = int(rng.integers(3, 9)) if u % 2 else 40
+        rated = rng.choice(n, count + 4, replace=False)
+        P[u] = Y[rated[:count]].sum(axis=0) / np.sqrt(count) + rng.normal(0, 0.1, k)
+        users += [u] * (count + 4)
+        items += list(rated)
+        held += [False] * count + [True] * 4
+    u, i, test = np.array(users), np.array(items), np.array(held)
+    truth = 3 + np.sum(P[u] * Q[i], axis=1)
+    r = truth + rng.normal(0, 0.5, u.shape[0])
+    return Ratings.from_raw(u[~test], i[~test], r[~test]), Ratings.from_raw(u[test], i[test], r[test]), truth[test]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_implicit_learns_what_the_rated_sets_say(seed: int) -> None:
+    """On data of the implicit model, its predictions are much nearer the truth than the plain model's: users
+    with a handful of ratings get their factors from the items they rated."""
+    train, test, truth = planted_implicit(seed)
+    errors = {}
+    for implicit in (False, True):
+        model = BayesianMF(rank=3, n_samples=100, burn_in=20, implicit=implicit, random_state=0, n_threads=1)
+        model.fit(train)
+        errors[implicit] = float(np.sqrt(np.mean((model.predict(test.raw_users, test.raw_items) - truth) ** 2)))
+    assert errors[True] < 0.8 * errors[False], errors
+
+
+def test_implicit_sets_come_from_the_training_ratings_only() -> None:
+    """Validation ratings (here: the held-out ones) inform nothing: the fit with them is the fit without."""
+    train, test, _ = planted_implicit(3, m=60, n=60)
+    alone = BayesianMF(rank=2, n_samples=15, burn_in=3, implicit=True, random_state=1, n_threads=1).fit(train)
+    watched = BayesianMF(rank=2, n_samples=15, burn_in=3, implicit=True, random_state=1, n_threads=1)
+    watched.fit(train, validation=test)
+    np.testing.assert_array_equal(alone.user_factors_, watched.user_factors_)
+    np.testing.assert_array_equal(alone.item_factors_, watched.item_factors_)
+    assert not math.isnan(watched.history_[-1]["valid_rmse"])
+    plain = BayesianMF(rank=2, n_samples=15, burn_in=3, random_state=1, n_threads=1).fit(train)
+    assert not np.allclose(plain.user_factors_, alone.user_factors_)  # the implicit sums do change the draws
+
+
+def test_implicit_same_seed_same_samples_for_one_and_two_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from factorise.models import bayes as bayes_module
+
+    monkeypatch.setattr(bayes_module, "PARALLEL_MIN_RATINGS", 0)
+    train, _, _ = planted(1, 120, 90, 2, 0.5, 0.3)
+    a = BayesianMF(rank=2, n_samples=6, burn_in=2, implicit=True, random_state=7, n_threads=1).fit(train)
+    b = BayesianMF(rank=2, n_samples=6, burn_in=2, implicit=True, random_state=7, n_threads=2).fit(train)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+
+
+def test_implicit_model_saves_and_loads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    train, test, _ = planted_implicit(4, m=60, n=60)
+    model = BayesianMF(rank=2, n_samples=10, burn_in=2, implicit=True, random_state=0, n_threads=1).fit(train)
+    model.save(tmp_path / "implicit.npz")
+    loaded = load_model(tmp_path / "implicit.npz")
+    assert loaded.get_params()["implicit"] is True
+    np.testing.assert_array_equal(loaded.predict(test.raw_users, test.raw_items), model.predict(test.raw_users, test.raw_items))
 
 
 def test_rank_larger_than_the_data_is_refused() -> None:

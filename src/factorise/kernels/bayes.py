@@ -25,7 +25,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["gibbs_half_step", "squared_error"]
+__all__ = ["gibbs_half_step", "implicit_step", "squared_error"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -40,20 +40,26 @@ def _draw_row(
     alpha: float,
     prior_mean: np.ndarray,
     prior_precision: np.ndarray,
+    shift: np.ndarray,
     eps: np.ndarray,
     S: np.ndarray,
     rhs: np.ndarray,
     z: np.ndarray,
     out: np.ndarray,
 ) -> bool:  # pragma: no cover - compiled
-    """One row's draw into ``out`` (length k + 1); False if ``S`` is not positive definite."""
+    """One row's draw into ``out`` (length k + 1); False if ``S`` is not positive definite.
+
+    The row's prior mean is ``prior_mean + shift`` (``shift`` of length 0: none).
+    """
     d = prior_mean.shape[0]
     k = d - 1
+    shifted = shift.shape[0] > 0
     for a in range(d):
         acc = 0.0
         for b in range(d):
             S[a, b] = prior_precision[a, b]
-            acc += prior_precision[a, b] * prior_mean[b]
+            m = prior_mean[b] + shift[b] if shifted else prior_mean[b]
+            acc += prior_precision[a, b] * m
         rhs[a] = acc
     for t in range(start, stop):
         j = others[t]
@@ -107,6 +113,7 @@ def gibbs_half_step(
     alpha: float,
     prior_mean: np.ndarray,
     prior_precision: np.ndarray,
+    prior_shift: np.ndarray,
     eps: np.ndarray,
     factors: np.ndarray,
     bias: np.ndarray,
@@ -130,6 +137,9 @@ def gibbs_half_step(
     prior_mean : ndarray of float64, shape (k + 1,)
         Prior mean of ``[bias, factors]``.
     prior_precision : ndarray of float64, shape (k + 1, k + 1)
+    prior_shift : ndarray of float64, shape (n_rows, k + 1) or (0, k + 1)
+        Row ``r``'s prior mean is ``prior_mean + prior_shift[r]`` (the
+        implicit model's sums of implicit factors); no rows: no shift.
     eps : ndarray of float64, shape (n_rows, k + 1)
         Standard normal draws, one row per row.
     factors : ndarray of float64, shape (n_rows, k)
@@ -145,19 +155,136 @@ def gibbs_half_step(
     """
     d = prior_mean.shape[0]
     k = d - 1
+    shifted = prior_shift.shape[0] > 0
+    none = np.empty(0)
     for c in numba.prange(bounds.shape[0] - 1):
         S = np.empty((d, d))
         rhs = np.empty(d)
         z = np.empty(d)
         out = np.empty(d)
         for r in range(bounds[c], bounds[c + 1]):
+            shift = prior_shift[r] if shifted else none
             ok = _draw_row(indptr[r], indptr[r + 1], others, values, mu, fixed_factors, fixed_bias, alpha,
-                           prior_mean, prior_precision, eps[r], S, rhs, z, out)  # fmt: skip
+                           prior_mean, prior_precision, shift, eps[r], S, rhs, z, out)  # fmt: skip
             failed[r] = not ok
             if ok:
                 bias[r] = out[0]
                 for a in range(k):
                     factors[r, a] = out[a + 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def implicit_step(
+    indptr: np.ndarray,
+    members: np.ndarray,
+    weight: np.ndarray,
+    factors: np.ndarray,
+    bias: np.ndarray,
+    mean: np.ndarray,
+    precision: np.ndarray,
+    implicit_mean: np.ndarray,
+    implicit_precision: np.ndarray,
+    eps: np.ndarray,
+    implicit: np.ndarray,
+    shift: np.ndarray,
+) -> bool:  # pragma: no cover - compiled
+    """Draw every implicit row ``y_j`` in turn from its conditional given the others, in place.
+
+    The explicit rows ``x_u = [b_u, p_u]`` of one side have the prior
+    ``x_u ~ N(m + w_u * sum_{j in N(u)} y_j, Lambda^-1)`` (the implicit model:
+    ``shift[u]`` holds ``w_u * sum_j y_j``), and ``y_j ~ N(m_y, Lambda_y^-1)``.
+    Given the ``x_u``, the conditional of ``y_j`` is Gaussian::
+
+        S    = Lambda_y + (sum_u w_u^2) Lambda                # u in M(j): rows whose sums hold y_j
+        mean = S^-1 (Lambda_y m_y + Lambda sum_u w_u (x_u - m - shift_u + w_u y_j))
+
+    and after each draw the shifts of ``M(j)`` are brought up to date, so the
+    next row is drawn given this one (a Gibbs sweep over the implicit rows, in
+    order: serial, so it does not depend on the thread count).
+
+    Parameters
+    ----------
+    indptr : ndarray of int64, shape (n_implicit + 1,)
+    members : ndarray of int32
+        ``M(j)`` is ``members[indptr[j]:indptr[j + 1]]``.
+    weight : ndarray of float64, shape (n_rows,)
+        ``w_u`` (``1 / sqrt(|N(u)|)``).
+    factors : ndarray of float64, shape (n_rows, k)
+    bias : ndarray of float64, shape (n_rows,)
+        The explicit rows ``x_u = [b_u, p_u]`` (fixed).
+    mean : ndarray of float64, shape (k + 1,)
+    precision : ndarray of float64, shape (k + 1, k + 1)
+        ``m`` and ``Lambda`` of the explicit rows' prior.
+    implicit_mean : ndarray of float64, shape (k + 1,)
+    implicit_precision : ndarray of float64, shape (k + 1, k + 1)
+        ``m_y`` and ``Lambda_y``.
+    eps : ndarray of float64, shape (n_implicit, k + 1)
+        Standard normal draws.
+    implicit : ndarray of float64, shape (n_implicit, k + 1)
+    shift : ndarray of float64, shape (n_rows, k + 1)
+        In and out: the ``y_j`` and the shifts.
+
+    Returns
+    -------
+    bool
+        False if a conditional's precision was not positive definite (the
+        remaining rows are left as they were).
+    """
+    d = mean.shape[0]
+    S = np.empty((d, d))
+    a = np.empty(d)
+    rhs = np.empty(d)
+    w = np.empty(d)
+    new = np.empty(d)
+    for j in range(indptr.shape[0] - 1):
+        s2 = 0.0
+        for c in range(d):
+            a[c] = 0.0
+        for t in range(indptr[j], indptr[j + 1]):
+            u = members[t]
+            wu = weight[u]
+            s2 += wu * wu
+            a[0] += wu * (bias[u] - mean[0] - shift[u, 0] + wu * implicit[j, 0])
+            for c in range(1, d):
+                a[c] += wu * (factors[u, c - 1] - mean[c] - shift[u, c] + wu * implicit[j, c])
+        for r in range(d):
+            acc = 0.0
+            for c in range(d):
+                S[r, c] = implicit_precision[r, c] + s2 * precision[r, c]
+                acc += implicit_precision[r, c] * implicit_mean[c] + precision[r, c] * a[c]
+            rhs[r] = acc
+        # Cholesky S = L L^T in place (lower triangle), then mean = S^-1 rhs and the draw mean + L^-T eps
+        for r in range(d):
+            total = S[r, r]
+            for c in range(r):
+                total -= S[r, c] * S[r, c]
+            if not total > 0.0:
+                return False
+            S[r, r] = np.sqrt(total)
+            for b in range(r + 1, d):
+                total = S[b, r]
+                for c in range(r):
+                    total -= S[b, c] * S[r, c]
+                S[b, r] = total / S[r, r]
+        for r in range(d):
+            total = rhs[r]
+            for c in range(r):
+                total -= S[r, c] * w[c]
+            w[r] = total / S[r, r]
+        for r in range(d - 1, -1, -1):
+            total = w[r] + eps[j, r]
+            for c in range(r + 1, d):
+                total -= S[c, r] * new[c]
+            new[r] = total / S[r, r]
+        for c in range(d):
+            w[c] = new[c] - implicit[j, c]
+            implicit[j, c] = new[c]
+        for t in range(indptr[j], indptr[j + 1]):
+            u = members[t]
+            wu = weight[u]
+            for c in range(d):
+                shift[u, c] += wu * w[c]
+    return True
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import solve_triangular
 
-__all__ = ["conditional", "gibbs_half_step", "squared_error"]
+__all__ = ["conditional", "gibbs_half_step", "implicit_step", "squared_error"]
 
 
 def conditional(
@@ -22,13 +22,15 @@ def conditional(
 
 def gibbs_half_step(
     indptr: np.ndarray, others: np.ndarray, values: np.ndarray, mu: float, fixed_factors: np.ndarray,
-    fixed_bias: np.ndarray, alpha: float, prior_mean: np.ndarray, prior_precision: np.ndarray, eps: np.ndarray,
-    factors: np.ndarray, bias: np.ndarray, failed: np.ndarray, bounds: np.ndarray | None = None,
+    fixed_bias: np.ndarray, alpha: float, prior_mean: np.ndarray, prior_precision: np.ndarray,
+    prior_shift: np.ndarray, eps: np.ndarray, factors: np.ndarray, bias: np.ndarray, failed: np.ndarray,
+    bounds: np.ndarray | None = None,
 ) -> None:  # fmt: skip
-    """Row by row: ``x = mean + L^-T eps`` with ``precision = L L^T``."""
+    """Row by row: ``x = mean + L^-T eps`` with ``precision = L L^T``; row ``r``'s prior mean ``prior_mean + prior_shift[r]``."""
     for r in range(indptr.shape[0] - 1):
         sl = slice(indptr[r], indptr[r + 1])
-        mean, precision = conditional(others[sl], values[sl], mu, fixed_factors, fixed_bias, alpha, prior_mean,
+        row_mean = prior_mean + prior_shift[r] if prior_shift.shape[0] else prior_mean
+        mean, precision = conditional(others[sl], values[sl], mu, fixed_factors, fixed_bias, alpha, row_mean,
                                       prior_precision)  # fmt: skip
         try:
             L = np.linalg.cholesky(precision)
@@ -38,6 +40,30 @@ def gibbs_half_step(
         failed[r] = False
         x = mean + solve_triangular(L.T, eps[r], lower=False)
         bias[r], factors[r] = x[0], x[1:]
+
+
+def implicit_step(
+    indptr: np.ndarray, members: np.ndarray, weight: np.ndarray, factors: np.ndarray, bias: np.ndarray,
+    mean: np.ndarray, precision: np.ndarray, implicit_mean: np.ndarray, implicit_precision: np.ndarray,
+    eps: np.ndarray, implicit: np.ndarray, shift: np.ndarray,
+) -> bool:  # fmt: skip
+    """Implicit row by implicit row: the Gaussian regression of the explicit rows on ``y_j``, shifts recomputed."""
+    X = np.column_stack([bias, factors])
+    for j in range(indptr.shape[0] - 1):
+        rows = members[indptr[j] : indptr[j + 1]]
+        w = weight[rows]
+        # the part of each member's row that y_j explains: x_u - m - (w_u sum_{l != j} y_l)
+        target = X[rows] - mean - shift[rows] + np.outer(w, implicit[j])
+        S = implicit_precision + (w @ w) * precision
+        rhs = implicit_precision @ implicit_mean + precision @ (w @ target)
+        try:
+            L = np.linalg.cholesky(S)
+        except np.linalg.LinAlgError:
+            return False
+        new = np.linalg.solve(S, rhs) + solve_triangular(L.T, eps[j], lower=False)
+        shift[rows] += np.outer(w, new - implicit[j])
+        implicit[j] = new
+    return True
 
 
 def squared_error(users, items, values, mu, bu, bi, P, Q, n_chunks):  # type: ignore[no-untyped-def]
