@@ -66,7 +66,8 @@ FACTORISE_DEFAULT_MODEL: tuple[str, dict[str, Any]] = ("BiasedMF", {})
 #: Other factorise models (skipped by ``--quick``): a class name with its constructor defaults, or a class name and
 #: the keyword arguments that differ from them.
 FACTORISE_OTHER_MODELS: tuple[str | tuple[str, dict[str, Any]], ...] = (
-    "BiasedMF", "ALS", "SoftImpute", "Baseline", "BayesianMF", ("BayesianMF", {"implicit": True}),
+    "BiasedMF", "ALS", "SoftImpute", "Baseline", "BayesianMF", ("BayesianMF", {"rank": 10}),
+    ("BayesianMF", {"implicit": True}),
 )  # fmt: skip
 
 README_START = "<!-- movielens-benchmark:start -->"
@@ -163,6 +164,12 @@ def native_libmf_row(build: str, cache: Path, directory: Path) -> MethodSpec | M
 # ------------------------------------------------------------------------ report
 def fold_metrics(run: MethodRun, folds: Sequence[Fold]) -> tuple[float, float]:
     """Mean over folds of each fold's RMSE and MAE."""
+    rmse, mae = per_fold_metrics(run, folds)
+    return float(np.mean(rmse)), float(np.mean(mae))
+
+
+def per_fold_metrics(run: MethodRun, folds: Sequence[Fold]) -> tuple[list[float], list[float]]:
+    """Each fold's RMSE and MAE, in fold order."""
     rmse, mae = [], []
     for predictions, fold in zip(run.predictions, folds, strict=True):
         if predictions.shape != fold.test_ratings.shape:
@@ -174,7 +181,7 @@ def fold_metrics(run: MethodRun, folds: Sequence[Fold]) -> tuple[float, float]:
         error = predictions - fold.test_ratings
         rmse.append(float(np.sqrt(np.mean(error**2))))
         mae.append(float(np.mean(np.abs(error))))
-    return float(np.mean(rmse)), float(np.mean(mae))
+    return rmse, mae
 
 
 def _mib(n_bytes: int | None, digits: int = 0) -> str:
@@ -191,21 +198,23 @@ def render_table(runs: Sequence[MethodRun], specs: dict[str, MethodSpec], folds:
     elif "binding" in reference_label:
         reference_label = "LibMF binding"
     columns = ["method", "RMSE", "MAE", "fit s/fold (median)", f"fit time / {reference_label}"]
-    header = "| " + " | ".join([*columns, "peak RSS, MiB (fit's increase)"]) + " |"
-    lines = [header, "|---|---|---|---|---|---|"]
+    per_fold = f"RMSE of {', '.join(f.name for f in folds)}"
+    header = "| " + " | ".join([*columns, "peak RSS, MiB (fit's increase)", per_fold]) + " |"
+    lines = [header, "|---|---|---|---|---|---|---|"]
     notes = []
     for run in runs:
         if run.error is not None:
-            lines.append(f"| {run.label} | – | – | – | – | – |")
+            lines.append(f"| {run.label} | – | – | – | – | – | – |")
             notes.append(f"- {run.label}: not run ({run.error})")
             continue
         rmse, mae = fold_metrics(run, folds)
+        each = " / ".join(f"{value:.4f}" for value in per_fold_metrics(run, folds)[0])
         seconds = run.median_fit_seconds
         ratio = f"{seconds / reference_seconds:.2f}" if math.isfinite(reference_seconds) else "n/a"
         memory = _mib(run.peak_rss_bytes)
         if run.fit_increase_bytes is not None:
             memory += f" (+{_mib(run.fit_increase_bytes, 1)})"
-        lines.append(f"| {run.label} | {rmse:.4f} | {mae:.4f} | {seconds:.3f} | {ratio} | {memory} |")
+        lines.append(f"| {run.label} | {rmse:.4f} | {mae:.4f} | {seconds:.3f} | {ratio} | {memory} | {each} |")
     fold_names = ", ".join(f.name for f in folds)
     legend = [
         "",
@@ -228,7 +237,7 @@ def render_table(runs: Sequence[MethodRun], specs: dict[str, MethodSpec], folds:
 
 def _versions() -> str:
     parts = [f"Python {platform.python_version()}"]
-    for dist in ("factorise", "numpy", "numba", "scikit-surprise", "libmf"):
+    for dist in ("factorise", "numpy", "numba", "scikit-surprise", "libmf", "myfm"):
         try:
             parts.append(f"{dist} {importlib.metadata.version(dist)}")
         except importlib.metadata.PackageNotFoundError:
@@ -298,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=_parse_folds, default=None, help="splits to run (default 1,2,3,4,5)")
     parser.add_argument("--quick", action="store_true", help="u1 only; factorise's default and the fast competitors")
     parser.add_argument("--no-svdpp", action="store_true", help="leave out Surprise's SVD++ (about 15 s a fold)")
+    parser.add_argument(
+        "--myfm-implicit", action="store_true", help="add myFM with implicit features (about 190 s a fold)"
+    )
     parser.add_argument("--readme", type=Path, help="rewrite the table between the benchmark markers of this file")
     parser.add_argument(
         "--require-competitors", action="store_true", help="exit with status 1 if a competitor is not installed"
@@ -336,7 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     rows = factorise_rows(quick=args.quick)
-    rows += competitor_specs(svd_tuned=not args.quick, svdpp=not (args.quick or args.no_svdpp))
+    rows += competitor_specs(svd_tuned=not args.quick, svdpp=not (args.quick or args.no_svdpp),
+                             myfm_implicit=args.myfm_implicit)  # fmt: skip
     build_folder = tempfile.TemporaryDirectory(prefix="movielens-libmf-")
     if args.libmf_build != "none":
         native = native_libmf_row(args.libmf_build, args.libmf_cache, Path(build_folder.name))

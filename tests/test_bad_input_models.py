@@ -347,6 +347,7 @@ def test_a_string_rank_is_a_type_error_naming_the_rule(cls: type) -> None:
         (BayesianMF, {"noise_rate": "x"}, TypeError, r"`noise_rate` must be a finite real number > 0; got 'x'"),
         (BayesianMF, {"implicit": "yes"}, ValueError, r"`implicit` must be True or False; got 'yes' of type str"),
         (BayesianMF, {"implicit": 1}, ValueError, r"`implicit` must be True or False; got 1 of type int"),
+        (BayesianMF, {"noise": None}, ValueError, r"`noise` must be one of 'user-item', 'shared'; got None"),
     ],
 )
 def test_validate_params_needs_no_data(cls: type, params: dict, error: type, pattern: str) -> None:

@@ -102,7 +102,7 @@ def table_rows(stdout: str) -> dict[str, list[str]]:
     rows = {}
     for line in stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) == 6 and cells[0] != "method":
+        if line.startswith("| ") and len(cells) == 7 and cells[0] != "method":
             rows[cells[0]] = cells[1:]
     return rows
 
@@ -149,6 +149,8 @@ def test_quick_run_prints_the_table_and_rewrites_the_readme(tmp_path: Path, comp
         assert 0 < error < 4  # ratings 1..5
         assert absolute <= error + 1e-4  # mean |e| <= sqrt(mean e^2), printed to 4 decimals
         assert float(cells[2]) >= 0
+        each = [float(value) for value in cells[5].split(" / ")]
+        assert len(each) == 1 and abs(np.mean(each) - error) < 1e-4, cells  # --quick: u1 only
     if rows[native][0] != "–":
         assert rows[native][3] == "1.00"  # mf_train's time (the driver's own measurement) is the reference
         assert "| fit time / mf_train |" in result.stdout
@@ -372,3 +374,24 @@ def test_method_timeout_must_be_positive() -> None:
         check=False, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 2 and "--method-timeout" in result.stderr and "'0'" in result.stderr
+
+
+def test_myfm_implicit_rows_hold_the_users_training_items(competitors: ModuleType) -> None:
+    """The implicit design: each row's third group is its user's training items at 1/sqrt(count), whatever the
+    row (training or test); a test user unknown to training gets none."""
+    fold = competitors.Fold(
+        "t", np.array([5, 5, 5, 9]), np.array([1, 2, 3, 2]), np.array([4.0, 3.0, 5.0, 1.0]),
+        np.array([5, 9, 77]), np.array([4, 1, 2]), np.array([3.0, 3.0, 3.0]),
+    )  # fmt: skip
+    plain = competitors.MyFMJob(fold, competitors.MYFM_PARAMS)
+    job = competitors.MyFMJob(fold, competitors.MYFM_IMPLICIT_PARAMS)
+    assert plain.X.shape == (4, 2 + 3) and job.X.shape == (4, 2 + 3 + 3)
+    np.testing.assert_array_equal(job.X[:, :5].toarray(), plain.X.toarray())
+    implicit = job.X[:, 5:].toarray()
+    np.testing.assert_allclose(implicit[:3], np.full((3, 3), 1 / np.sqrt(3)))  # user 5 rated items 1, 2 and 3
+    np.testing.assert_allclose(implicit[3], [0, 1, 0])  # user 9 rated item 2
+    test = job.X_test[:, 5:].toarray()
+    np.testing.assert_allclose(test[0], np.full(3, 1 / np.sqrt(3)))  # item 4 is not in training; the user is
+    np.testing.assert_allclose(test[1], [0, 1, 0])
+    np.testing.assert_array_equal(test[2], 0)
+    np.testing.assert_array_equal(job.X_test[2, :5].toarray(), [[0, 0, 0, 1, 0]])  # the unknown user: its item only

@@ -27,28 +27,35 @@ def _prior(rng: np.random.Generator, d: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=d), A @ A.T + d * np.eye(d)
 
 
-@pytest.mark.parametrize("shifted", [False, True])
+NONE = np.empty(0)
+
+
+@pytest.mark.parametrize(("shifted", "weighted", "density"), [(False, False, 0.2), (True, False, 0.2),
+                                                              (False, True, 0.2), (True, True, 0.9)])  # fmt: skip
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_half_step_kernel_matches_its_reference(seed: int, shifted: bool) -> None:
+def test_the_half_step_kernel_matches_its_reference(seed: int, shifted: bool, weighted: bool, density: float) -> None:
+    """Also with per-row prior shifts, per-rating noise weights, and rows longer than the kernel's tile."""
     rng = np.random.default_rng(seed)
-    indptr, others, values = _csr(rng, 30, 50, 0.2)
+    n_other = 50 if density < 0.5 else 400  # 0.9 * 400: rows of about 360 ratings, three tiles of 128
+    indptr, others, values = _csr(rng, 30, n_other, density)
     k = 4
-    F, fb = rng.normal(size=(50, k)), rng.normal(size=50)
+    F, fb = rng.normal(size=(n_other, k)), rng.normal(size=n_other)
     mean, precision = _prior(rng, k + 1)
     shift = rng.normal(size=(30, k + 1)) if shifted else np.empty((0, k + 1))
+    row_w, other_w = (rng.gamma(2.0, 0.5, 30), rng.gamma(2.0, 0.5, n_other)) if weighted else (NONE, NONE)
     eps = rng.standard_normal((30, k + 1))
     outs = []
     for module in (kernel, reference):
         P, b, failed = np.zeros((30, k)), np.zeros(30), np.zeros(30, dtype=bool)
         bounds = np.array([0, 7, 7, 19, 30])  # uneven chunks, one empty
-        module.gibbs_half_step(indptr, others, values, 3.1, F, fb, 1.7, mean, precision, shift, eps, P, b, failed,
-                               bounds)  # fmt: skip
+        module.gibbs_half_step(indptr, others, values, 3.1, F, fb, 1.7, row_w, other_w, mean, precision, shift, eps,
+                               P, b, failed, bounds)  # fmt: skip
         outs.append((P, b, failed))
-    if shifted:  # the shift moves the prior mean, so the draws (the row without ratings above all)
+    if shifted or weighted:  # the shift moves the prior mean (the row without ratings above all), the weights the rest
         P0, b0 = np.zeros((30, k)), np.zeros(30)
-        kernel.gibbs_half_step(indptr, others, values, 3.1, F, fb, 1.7, mean, precision, np.empty((0, k + 1)), eps,
-                               P0, b0, np.zeros(30, dtype=bool), bounds)  # fmt: skip
-        assert not np.allclose(P0[2], outs[0][0][2])
+        kernel.gibbs_half_step(indptr, others, values, 3.1, F, fb, 1.7, NONE, NONE, mean, precision,
+                               np.empty((0, k + 1)), eps, P0, b0, np.zeros(30, dtype=bool), bounds)  # fmt: skip
+        assert not np.allclose(P0[2 if shifted else 0], outs[0][0][2 if shifted else 0])
     np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-10, atol=1e-12)
     assert not outs[0][2].any()
@@ -66,8 +73,8 @@ def test_the_draws_follow_the_gaussian_conditional() -> None:
     indptr = np.arange(draws + 1, dtype=np.int64) * n  # the same row, many times
     eps = rng.standard_normal((draws, k + 1))
     P, b, failed = np.zeros((draws, k)), np.zeros(draws), np.zeros(draws, dtype=bool)
-    kernel.gibbs_half_step(indptr, np.tile(others, draws), np.tile(values, draws), 3.0, F, fb, 2.0, mean0, precision0,
-                           np.empty((0, k + 1)), eps, P, b, failed, np.array([0, draws // 2, draws]))  # fmt: skip
+    kernel.gibbs_half_step(indptr, np.tile(others, draws), np.tile(values, draws), 3.0, F, fb, 2.0, NONE, NONE, mean0,
+                           precision0, np.empty((0, k + 1)), eps, P, b, failed, np.array([0, draws // 2, draws]))  # fmt: skip
     mean, precision = reference.conditional(others, values, 3.0, F, fb, 2.0, mean0, precision0)
     x = np.column_stack([b, P])
     cov = np.linalg.inv(precision)
@@ -140,6 +147,19 @@ def test_the_implicit_draws_follow_the_regression_posterior() -> None:
     cov = np.linalg.inv(post_precision)
     np.testing.assert_allclose(samples.mean(axis=0), post_mean, atol=4 * np.sqrt(np.diag(cov) / draws).max())
     np.testing.assert_allclose(np.cov(samples.T), cov, rtol=0.05, atol=0.05 * np.abs(cov).max())
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_row_squared_errors_kernel_matches_its_reference(weighted: bool) -> None:
+    rng = np.random.default_rng(6)
+    indptr, others, values = _csr(rng, 30, 50, 0.3)
+    args = (indptr, others, values, 3.0, rng.normal(size=(30, 3)), rng.normal(size=30), rng.normal(size=(50, 3)),
+            rng.normal(size=50), rng.gamma(2.0, 0.5, 50) if weighted else NONE)  # fmt: skip
+    outs = [np.full(30, np.nan), np.full(30, np.nan)]
+    kernel.row_squared_errors(*args, outs[0])
+    reference.row_squared_errors(*args, outs[1])
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-12)
+    assert outs[0][2] == 0.0  # the row without ratings
 
 
 def test_the_squared_error_kernel_matches_its_reference() -> None:
@@ -250,6 +270,7 @@ def test_cold_start_pairs_fall_back_to_the_biases(fitted: tuple) -> None:  # typ
         ({"noise_rate": float("nan")}, ValueError, r"`noise_rate` must be"),
         ({"init_std": 0}, ValueError, r"`init_std` must be"),
         ({"implicit": None}, ValueError, r"`implicit` must be True or False; got None"),
+        ({"noise": "student"}, ValueError, r"`noise` must be one of 'user-item', 'shared'; got 'student'"),
         ({"n_threads": 0}, ValueError, r"`n_threads`"),
     ],
 )
@@ -326,6 +347,30 @@ def test_implicit_model_saves_and_loads(tmp_path) -> None:  # type: ignore[no-un
     loaded = load_model(tmp_path / "implicit.npz")
     assert loaded.get_params()["implicit"] is True
     np.testing.assert_array_equal(loaded.predict(test.raw_users, test.raw_items), model.predict(test.raw_users, test.raw_items))
+
+
+def test_user_item_noise_weighs_erratic_users_less() -> None:
+    """Planted data where a third of the users rate with noise 1.5 and the rest 0.3: the user-item noise model
+    predicts the quiet users' held-out ratings nearer the truth than one shared precision does, and its noise
+    level is the ratings' average noise variance."""
+    rng = np.random.default_rng(8)
+    m, n, k = 300, 200, 3
+    P, Q = rng.normal(0, 0.6, (m, k)), rng.normal(0, 0.6, (n, k))
+    sigma = np.where(np.arange(m) % 3 == 0, 1.5, 0.3)
+    u, i = np.nonzero(rng.random((m, n)) < 0.15)
+    truth = 3 + np.sum(P[u] * Q[i], axis=1)
+    r = truth + rng.normal(size=u.shape[0]) * sigma[u]
+    test = rng.random(u.shape[0]) < 0.2
+    train = Ratings.from_raw(u[~test], i[~test], r[~test])
+    quiet = test & (sigma[u] < 1)
+    errors, levels = {}, {}
+    for noise in ("shared", "user-item"):
+        model = BayesianMF(rank=3, n_samples=80, burn_in=20, noise=noise, random_state=0, n_threads=1).fit(train)
+        errors[noise] = float(np.sqrt(np.mean((model.predict(u[quiet], i[quiet]) - truth[quiet]) ** 2)))
+        levels[noise] = model.noise_std_
+    assert errors["user-item"] < 0.85 * errors["shared"], errors
+    planted_level = float(np.sqrt(np.mean(sigma[u[~test]] ** 2)))
+    assert levels["user-item"] == pytest.approx(planted_level, rel=0.1), (levels, planted_level)
 
 
 def test_rank_larger_than_the_data_is_refused() -> None:

@@ -5,32 +5,37 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import solve_triangular
 
-__all__ = ["conditional", "gibbs_half_step", "implicit_step", "squared_error"]
+__all__ = ["conditional", "gibbs_half_step", "implicit_step", "row_squared_errors", "squared_error"]
 
 
 def conditional(
     others: np.ndarray, values: np.ndarray, mu: float, fixed_factors: np.ndarray, fixed_bias: np.ndarray,
-    alpha: float, prior_mean: np.ndarray, prior_precision: np.ndarray,
+    alpha: float | np.ndarray, prior_mean: np.ndarray, prior_precision: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The Gaussian conditional of one row's ``[bias, factors]``: (mean, precision)."""
+    """The Gaussian conditional of one row's ``[bias, factors]``: (mean, precision).
+
+    ``alpha`` is the noise precision, one for all the row's ratings or one per rating.
+    """
     Z = np.column_stack([np.ones(others.shape[0]), fixed_factors[others]])
     y = values.astype(np.float64) - mu - fixed_bias[others]
-    precision = prior_precision + alpha * Z.T @ Z
-    mean = np.linalg.solve(precision, prior_precision @ prior_mean + alpha * Z.T @ y)
+    w = np.broadcast_to(np.asarray(alpha, dtype=np.float64), y.shape)
+    precision = prior_precision + (Z * w[:, None]).T @ Z
+    mean = np.linalg.solve(precision, prior_precision @ prior_mean + Z.T @ (w * y))
     return mean, precision
 
 
 def gibbs_half_step(
     indptr: np.ndarray, others: np.ndarray, values: np.ndarray, mu: float, fixed_factors: np.ndarray,
-    fixed_bias: np.ndarray, alpha: float, prior_mean: np.ndarray, prior_precision: np.ndarray,
-    prior_shift: np.ndarray, eps: np.ndarray, factors: np.ndarray, bias: np.ndarray, failed: np.ndarray,
-    bounds: np.ndarray | None = None,
+    fixed_bias: np.ndarray, alpha: float, row_weight: np.ndarray, other_weight: np.ndarray, prior_mean: np.ndarray,
+    prior_precision: np.ndarray, prior_shift: np.ndarray, eps: np.ndarray, factors: np.ndarray, bias: np.ndarray,
+    failed: np.ndarray, bounds: np.ndarray | None = None,
 ) -> None:  # fmt: skip
     """Row by row: ``x = mean + L^-T eps`` with ``precision = L L^T``; row ``r``'s prior mean ``prior_mean + prior_shift[r]``."""
     for r in range(indptr.shape[0] - 1):
         sl = slice(indptr[r], indptr[r + 1])
         row_mean = prior_mean + prior_shift[r] if prior_shift.shape[0] else prior_mean
-        mean, precision = conditional(others[sl], values[sl], mu, fixed_factors, fixed_bias, alpha, row_mean,
+        w = alpha * row_weight[r] * other_weight[others[sl]] if row_weight.shape[0] else alpha
+        mean, precision = conditional(others[sl], values[sl], mu, fixed_factors, fixed_bias, w, row_mean,
                                       prior_precision)  # fmt: skip
         try:
             L = np.linalg.cholesky(precision)
@@ -64,6 +69,16 @@ def implicit_step(
         shift[rows] += np.outer(w, new - implicit[j])
         implicit[j] = new
     return True
+
+
+def row_squared_errors(indptr, others, values, mu, factors, bias, fixed_factors, fixed_bias, other_weight, out):  # type: ignore[no-untyped-def]
+    """Row by row, the (weighted) sum of squared errors of its ratings."""
+    for r in range(indptr.shape[0] - 1):
+        sl = slice(indptr[r], indptr[r + 1])
+        j = others[sl]
+        e = values[sl] - (mu + bias[r] + fixed_bias[j] + fixed_factors[j] @ factors[r])
+        w = other_weight[j] if other_weight.shape[0] else 1.0
+        out[r] = float(np.sum(w * e * e))
 
 
 def squared_error(users, items, values, mu, bu, bi, P, Q, n_chunks):  # type: ignore[no-untyped-def]
