@@ -147,9 +147,11 @@ class BayesianMF(RatingModel):
     user_bias_, item_bias_ : numpy.ndarray of float32
         Posterior means of the biases.
     noise_std_ : float
-        The noise level the model infers: the square root of the noise
-        variance (``1 / alpha``, or ``1 / (alpha tau_u kappa_i)``) averaged over
-        the training ratings and the kept samples.
+        The noise level the model infers: the square root of the posterior
+        mean of the noise variance (``1 / alpha``, or ``1 / (alpha tau_u
+        kappa_i)``) averaged over the training ratings. With few ratings per
+        user or item the scales are uncertain and this mean is a little above
+        the shared model's (9% on planted data with 30 ratings a user).
     history_ : list of dict
         Per sample: ``train_rmse`` and ``valid_rmse`` of the running average of
         the kept samples (of the current sample during burn-in) and
