@@ -34,6 +34,43 @@ _FASTMATH = {"reassoc", "contract"}
 __all__ = ["gibbs_half_step", "implicit_step", "row_squared_errors", "squared_error"]
 
 
+@numba.njit(cache=True, nogil=True)
+def _gaussian_draw(
+    S: np.ndarray, rhs: np.ndarray, eps: np.ndarray, w: np.ndarray, out: np.ndarray
+) -> bool:  # pragma: no cover - compiled
+    """``out = S^-1 rhs + L^-T eps``, a draw of ``N(S^-1 rhs, S^-1)``, with ``S = L L^T``.
+
+    Reads the lower triangle of ``S`` and overwrites it with ``L`` (Cholesky,
+    in place); ``w`` is scratch. False, and ``out`` untouched, if ``S`` is not
+    positive definite.
+    """
+    d = rhs.shape[0]
+    for a in range(d):
+        total = S[a, a]
+        for c in range(a):
+            total -= S[a, c] * S[a, c]
+        if not total > 0.0:
+            return False
+        S[a, a] = np.sqrt(total)
+        for b in range(a + 1, d):
+            total = S[b, a]
+            for c in range(a):
+                total -= S[b, c] * S[a, c]
+            S[b, a] = total / S[a, a]
+    # mean = S^-1 rhs: L w = rhs, then L^T mean = w; the draw adds L^-T eps
+    for a in range(d):
+        total = rhs[a]
+        for c in range(a):
+            total -= S[a, c] * w[c]
+        w[a] = total / S[a, a]
+    for a in range(d - 1, -1, -1):
+        total = w[a] + eps[a]
+        for c in range(a + 1, d):
+            total -= S[c, a] * out[c]
+        out[a] = total / S[a, a]
+    return True
+
+
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _draw_row(
     start: int,
@@ -96,34 +133,10 @@ def _draw_row(
                 for tt in range(n):
                     acc += tile_wz[tt] * tile_z[b, tt]
                 S[a, b] += acc
-    # Cholesky S = L L^T in the lower triangle (S's upper triangle holds the sums)
-    for a in range(d):
+    for a in range(d):  # the lower triangle from the upper, which holds the sums
         for b in range(a):
             S[a, b] = S[b, a]
-    for a in range(d):
-        total = S[a, a]
-        for c in range(a):
-            total -= S[a, c] * S[a, c]
-        if not total > 0.0:
-            return False
-        S[a, a] = np.sqrt(total)
-        for b in range(a + 1, d):
-            total = S[b, a]
-            for c in range(a):
-                total -= S[b, c] * S[a, c]
-            S[b, a] = total / S[a, a]
-    # mean = S^-1 rhs: L w = rhs, then L^T mean = w; the draw adds L^-T eps
-    for a in range(d):
-        total = rhs[a]
-        for c in range(a):
-            total -= S[a, c] * z[c]
-        z[a] = total / S[a, a]
-    for a in range(d - 1, -1, -1):
-        total = z[a] + eps[a]
-        for c in range(a + 1, d):
-            total -= S[c, a] * out[c]
-        out[a] = total / S[a, a]
-    return True
+    return _gaussian_draw(S, rhs, eps, z, out)
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -289,29 +302,8 @@ def implicit_step(
                 S[r, c] = implicit_precision[r, c] + s2 * precision[r, c]
                 acc += implicit_precision[r, c] * implicit_mean[c] + precision[r, c] * a[c]
             rhs[r] = acc
-        # Cholesky S = L L^T in place (lower triangle), then mean = S^-1 rhs and the draw mean + L^-T eps
-        for r in range(d):
-            total = S[r, r]
-            for c in range(r):
-                total -= S[r, c] * S[r, c]
-            if not total > 0.0:
-                return False
-            S[r, r] = np.sqrt(total)
-            for b in range(r + 1, d):
-                total = S[b, r]
-                for c in range(r):
-                    total -= S[b, c] * S[r, c]
-                S[b, r] = total / S[r, r]
-        for r in range(d):
-            total = rhs[r]
-            for c in range(r):
-                total -= S[r, c] * w[c]
-            w[r] = total / S[r, r]
-        for r in range(d - 1, -1, -1):
-            total = w[r] + eps[j, r]
-            for c in range(r + 1, d):
-                total -= S[c, r] * new[c]
-            new[r] = total / S[r, r]
+        if not _gaussian_draw(S, rhs, eps[j], w, new):
+            return False
         for c in range(d):
             w[c] = new[c] - implicit[j, c]
             implicit[j, c] = new[c]
