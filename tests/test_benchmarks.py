@@ -85,3 +85,15 @@ def test_block_order_benchmark_runs() -> None:
     errors = [float(line.split("RMSE ")[1].split(",")[0]) for line in medians]
     assert all(0.4 < e < 1.5 for e in errors)  # planted noise 0.5: both orders learn something
     assert errors[0] != errors[1]  # the two runs really differ in order
+
+
+@pytest.mark.slow
+def test_bayes_kernel_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bayes_kernel.py"), "--quick", "--repeats", "2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [line.split("|")[1:-1] for line in result.stdout.splitlines() if line.startswith(("| 3 |", "| 5 |"))]
+    assert len(rows) == 2, result.stdout
+    assert all(float(row[5]) < 1e-9 for row in rows)  # the kernel drew what its reference draws
