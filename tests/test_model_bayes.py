@@ -121,6 +121,27 @@ def test_the_implicit_kernel_matches_its_reference_and_keeps_the_sums(seed: int)
     assert not np.allclose(outs[0][0], fresh["implicit"])
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_implicit_transform_inverts_every_conditional_precision(seed: int) -> None:
+    """(Lambda_y + s Lambda)^-1 = G^T diag(1 / (1 + s D)) G for any s >= 0, and the kernel's G is the reference's."""
+    rng = np.random.default_rng(seed)
+    d = 6
+    _, precision = _prior(rng, d)
+    _, y_precision = _prior(rng, d)
+    G, D = np.empty((d, d)), np.empty(d)
+    assert kernel.implicit_transform(precision, y_precision, G, D)
+    G_ref, D_ref = reference.implicit_transform(precision, y_precision)
+    np.testing.assert_allclose(G, G_ref, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(D, D_ref, rtol=1e-9, atol=1e-11)
+    assert (D > 0).all()
+    for s in (0.0, 0.3, 7.0, 250.0):
+        np.testing.assert_allclose(G.T @ np.diag(1 / (1 + s * D)) @ G, np.linalg.inv(y_precision + s * precision),
+                                   rtol=1e-8, atol=1e-12)  # fmt: skip
+    not_pd = y_precision.copy()
+    not_pd[0, 0] = -1.0
+    assert not kernel.implicit_transform(precision, not_pd, G, D)
+
+
 def test_the_implicit_draws_follow_the_regression_posterior() -> None:
     """One implicit row, drawn many times: the posterior of y in x_u ~ N(m + w_u y, Lambda^-1), computed densely."""
     rng = np.random.default_rng(5)

@@ -27,11 +27,32 @@ import numpy as np
 
 #: Ratings gathered at a time by a row's draw (its scratch: (k + 4) x _TILE float64).
 _TILE = 128
+#: The step of LLVM's vectorised sum loops (4 doubles a vector, 4 interleaved): tiles are padded to a multiple of it.
+_PAD = 16
 #: Reassociation lets LLVM vectorise the sums over a tile (each row's sums still in one fixed order: the draws do not
 #: depend on the thread count)
 _FASTMATH = {"reassoc", "contract"}
 
-__all__ = ["gibbs_half_step", "implicit_step", "row_squared_errors", "squared_error"]
+__all__ = ["gibbs_half_step", "implicit_step", "implicit_transform", "row_squared_errors", "squared_error"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _cholesky(S: np.ndarray) -> bool:  # pragma: no cover - compiled
+    """Overwrite the lower triangle of ``S`` with ``L``, ``S = L L^T`` (reads the lower triangle); False if not PD."""
+    d = S.shape[0]
+    for a in range(d):
+        total = S[a, a]
+        for c in range(a):
+            total -= S[a, c] * S[a, c]
+        if not total > 0.0:
+            return False
+        S[a, a] = np.sqrt(total)
+        for b in range(a + 1, d):
+            total = S[b, a]
+            for c in range(a):
+                total -= S[b, c] * S[a, c]
+            S[b, a] = total / S[a, a]
+    return True
 
 
 @numba.njit(cache=True, nogil=True)
@@ -45,18 +66,8 @@ def _gaussian_draw(
     positive definite.
     """
     d = rhs.shape[0]
-    for a in range(d):
-        total = S[a, a]
-        for c in range(a):
-            total -= S[a, c] * S[a, c]
-        if not total > 0.0:
-            return False
-        S[a, a] = np.sqrt(total)
-        for b in range(a + 1, d):
-            total = S[b, a]
-            for c in range(a):
-                total -= S[b, c] * S[a, c]
-            S[b, a] = total / S[a, a]
+    if not _cholesky(S):
+        return False
     # mean = S^-1 rhs: L w = rhs, then L^T mean = w; the draw adds L^-T eps
     for a in range(d):
         total = rhs[a]
@@ -121,16 +132,23 @@ def _draw_row(
             tile_z[0, tt] = 1.0
             for a in range(k):
                 tile_z[a + 1, tt] = fixed_factors[j, a]
+        # zero ratings pad the tile to a multiple of the vectorised loop's step: no scalar remainder loop runs
+        padded = min(_TILE, (n + _PAD - 1) // _PAD * _PAD)
+        for tt in range(n, padded):
+            tile_w[tt] = 0.0
+            tile_y[tt] = 0.0
+            for a in range(d):
+                tile_z[a, tt] = 0.0
         for a in range(d):
             acc = 0.0
-            for tt in range(n):
+            for tt in range(padded):
                 wz = tile_w[tt] * tile_z[a, tt]
                 tile_wz[tt] = wz
                 acc += wz * tile_y[tt]
             rhs[a] += acc
             for b in range(a, d):
                 acc = 0.0
-                for tt in range(n):
+                for tt in range(padded):
                     acc += tile_wz[tt] * tile_z[b, tt]
                 S[a, b] += acc
     for a in range(d):  # the lower triangle from the upper, which holds the sums
@@ -223,6 +241,48 @@ def gibbs_half_step(
 
 
 @numba.njit(cache=True, nogil=True)
+def implicit_transform(
+    precision: np.ndarray, implicit_precision: np.ndarray, G: np.ndarray, D: np.ndarray
+) -> bool:  # pragma: no cover - compiled
+    """``G`` and ``D`` with ``(implicit_precision + s * precision)^-1 = G^T diag(1 / (1 + s D)) G`` for every ``s >= 0``.
+
+    With ``implicit_precision = L L^T`` (Cholesky) and ``L^-1 precision L^-T =
+    V diag(D) V^T`` (symmetric eigendecomposition), ``G = V^T L^-1``; each
+    column of ``V`` is signed so that its largest entry is positive, so ``G``
+    is unique. ``D >= 0`` up to rounding. False if ``implicit_precision`` is
+    not positive definite.
+    """
+    d = precision.shape[0]
+    L = implicit_precision.copy()
+    if not _cholesky(L):
+        return False
+    Linv = np.zeros((d, d))  # L^-1, lower triangular, column by column
+    for c in range(d):
+        Linv[c, c] = 1.0 / L[c, c]
+        for r in range(c + 1, d):
+            acc = 0.0
+            for e in range(c, r):
+                acc -= L[r, e] * Linv[e, c]
+            Linv[r, c] = acc / L[r, r]
+    M = Linv @ precision @ Linv.T
+    M = (M + M.T) / 2.0
+    values, V = np.linalg.eigh(M)
+    for c in range(d):
+        top = 0
+        for r in range(1, d):
+            if abs(V[r, c]) > abs(V[top, c]):
+                top = r
+        sign = 1.0 if V[top, c] >= 0.0 else -1.0
+        D[c] = values[c]
+        for r in range(d):
+            acc = 0.0
+            for e in range(r, d):
+                acc += V[e, c] * Linv[e, r]
+            G[c, r] = sign * acc
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def implicit_step(
     indptr: np.ndarray,
     members: np.ndarray,
@@ -250,6 +310,12 @@ def implicit_step(
     and after each draw the shifts of ``M(j)`` are brought up to date, so the
     next row is drawn given this one (a Gibbs sweep over the implicit rows, in
     order: serial, so it does not depend on the thread count).
+
+    Every ``S`` is ``Lambda_y + s Lambda`` for a scalar ``s``, so one
+    factorisation serves them all (:func:`implicit_transform`: ``S^-1 = G^T
+    diag(1 / (1 + s D)) G``): a row's draw is ``G^T (t / (1 + s D) + eps /
+    sqrt(1 + s D))`` with ``t = G rhs``, two ``d x d`` products instead of a
+    Cholesky factorisation each.
 
     Parameters
     ----------
@@ -280,35 +346,52 @@ def implicit_step(
         remaining rows are left as they were).
     """
     d = mean.shape[0]
-    S = np.empty((d, d))
+    G = np.empty((d, d))
+    D = np.empty(d)
+    if not implicit_transform(precision, implicit_precision, G, D):
+        return False
+    # t = G rhs = G Lambda_y m_y + (G Lambda) a: both constant parts computed once
+    H = np.zeros((d, d))
+    g0 = np.zeros(d)
+    for r in range(d):
+        for c in range(d):
+            acc = 0.0
+            acc_y = 0.0
+            for e in range(d):
+                acc += G[r, e] * precision[e, c]
+                acc_y += G[r, e] * implicit_precision[e, c]
+            H[r, c] = acc
+            g0[r] += acc_y * implicit_mean[c]
     a = np.empty(d)
-    rhs = np.empty(d)
+    t = np.empty(d)
     w = np.empty(d)
-    new = np.empty(d)
     for j in range(indptr.shape[0] - 1):
         s2 = 0.0
         for c in range(d):
             a[c] = 0.0
-        for t in range(indptr[j], indptr[j + 1]):
-            u = members[t]
+        for q in range(indptr[j], indptr[j + 1]):
+            u = members[q]
             wu = weight[u]
             s2 += wu * wu
             a[0] += wu * (bias[u] - mean[0] - shift[u, 0] + wu * implicit[j, 0])
             for c in range(1, d):
                 a[c] += wu * (factors[u, c - 1] - mean[c] - shift[u, c] + wu * implicit[j, c])
         for r in range(d):
-            acc = 0.0
+            acc = g0[r]
             for c in range(d):
-                S[r, c] = implicit_precision[r, c] + s2 * precision[r, c]
-                acc += implicit_precision[r, c] * implicit_mean[c] + precision[r, c] * a[c]
-            rhs[r] = acc
-        if not _gaussian_draw(S, rhs, eps[j], w, new):
-            return False
+                acc += H[r, c] * a[c]
+            scale = 1.0 + s2 * D[r]
+            if not scale > 0.0:
+                return False
+            t[r] = acc / scale + eps[j, r] / np.sqrt(scale)
         for c in range(d):
-            w[c] = new[c] - implicit[j, c]
-            implicit[j, c] = new[c]
-        for t in range(indptr[j], indptr[j + 1]):
-            u = members[t]
+            acc = 0.0
+            for r in range(d):
+                acc += G[r, c] * t[r]
+            w[c] = acc - implicit[j, c]
+            implicit[j, c] = acc
+        for q in range(indptr[j], indptr[j + 1]):
+            u = members[q]
             wu = weight[u]
             for c in range(d):
                 shift[u, c] += wu * w[c]

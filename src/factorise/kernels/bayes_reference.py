@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import solve_triangular
 
-__all__ = ["conditional", "gibbs_half_step", "implicit_step", "row_squared_errors", "squared_error"]
+__all__ = ["conditional", "gibbs_half_step", "implicit_step", "implicit_transform", "row_squared_errors", "squared_error"]
 
 
 def conditional(
@@ -47,12 +47,28 @@ def gibbs_half_step(
         bias[r], factors[r] = x[0], x[1:]
 
 
+def implicit_transform(precision: np.ndarray, implicit_precision: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(G, D)`` with ``(implicit_precision + s precision)^-1 = G^T diag(1 / (1 + s D)) G``, each eigenvector signed alike."""
+    L = np.linalg.cholesky(implicit_precision)
+    Linv = solve_triangular(L, np.eye(L.shape[0]), lower=True)
+    D, V = np.linalg.eigh(Linv @ precision @ Linv.T)
+    V = V * np.where(V[np.abs(V).argmax(axis=0), np.arange(V.shape[1])] >= 0, 1.0, -1.0)
+    return V.T @ Linv, D
+
+
 def implicit_step(
     indptr: np.ndarray, members: np.ndarray, weight: np.ndarray, factors: np.ndarray, bias: np.ndarray,
     mean: np.ndarray, precision: np.ndarray, implicit_mean: np.ndarray, implicit_precision: np.ndarray,
     eps: np.ndarray, implicit: np.ndarray, shift: np.ndarray,
 ) -> bool:  # fmt: skip
-    """Implicit row by implicit row: the Gaussian regression of the explicit rows on ``y_j``, shifts recomputed."""
+    """Implicit row by implicit row: the Gaussian regression of the explicit rows on ``y_j``, shifts recomputed.
+
+    The mean by a dense solve; the noise ``G^T diag(1 / sqrt(1 + s D)) eps``, of covariance ``S^-1``.
+    """
+    try:
+        G, D = implicit_transform(precision, implicit_precision)
+    except np.linalg.LinAlgError:
+        return False
     X = np.column_stack([bias, factors])
     for j in range(indptr.shape[0] - 1):
         rows = members[indptr[j] : indptr[j + 1]]
@@ -61,11 +77,7 @@ def implicit_step(
         target = X[rows] - mean - shift[rows] + np.outer(w, implicit[j])
         S = implicit_precision + (w @ w) * precision
         rhs = implicit_precision @ implicit_mean + precision @ (w @ target)
-        try:
-            L = np.linalg.cholesky(S)
-        except np.linalg.LinAlgError:
-            return False
-        new = np.linalg.solve(S, rhs) + solve_triangular(L.T, eps[j], lower=False)
+        new = np.linalg.solve(S, rhs) + G.T @ (eps[j] / np.sqrt(1.0 + (w @ w) * D))
         shift[rows] += np.outer(w, new - implicit[j])
         implicit[j] = new
     return True
