@@ -66,7 +66,7 @@ FACTORISE_DEFAULT_MODEL: tuple[str, dict[str, Any]] = ("BiasedMF", {})
 #: Other factorise models (skipped by ``--quick``): a class name with its constructor defaults, or a class name and
 #: the keyword arguments that differ from them.
 FACTORISE_OTHER_MODELS: tuple[str | tuple[str, dict[str, Any]], ...] = (
-    "BiasedMF", "ALS", "SoftImpute", "Baseline", "BayesianMF", ("BayesianMF", {"rank": 10}),
+    "BiasedMF", "ALS", "SoftImpute", "Baseline", "BayesianMF", ("BayesianMF", {"rank": 10, "n_samples": 200}),
     ("BayesianMF", {"implicit": True}),
 )  # fmt: skip
 

@@ -283,7 +283,7 @@ def test_cold_start_pairs_fall_back_to_the_biases(fitted: tuple) -> None:  # typ
     [
         ({"rank": 0}, ValueError, r"`rank` must be an integer >= 1; got 0"),
         ({"n_samples": 0}, ValueError, r"`n_samples` must be an integer >= 1; got 0"),
-        ({"burn_in": 200}, ValueError, r"`burn_in` must be less than `n_samples` \(200\).*got 200"),
+        ({"burn_in": 400}, ValueError, r"`burn_in` must be less than `n_samples` \(400\).*got 400"),
         ({"burn_in": -1}, ValueError, r"`burn_in` must be an integer >= 0; got -1"),
         ({"burn_in": 1.5}, TypeError, r"`burn_in`"),
         ({"prior_strength": 0.0}, ValueError, r"`prior_strength` must be"),
